@@ -1,0 +1,109 @@
+# qc-tools: offline forensics and maintenance of qcow2 images.
+#
+#   make                 library and tools into bin/
+#   make check           every test, then again under ASan+UBSan
+#   make demo            the main job end to end on an image it makes
+#   make fuzz            libFuzzer targets, FUZZ_SECONDS each (default 60)
+#   make bench           speed and memory against qemu-img
+#   make install PREFIX=/usr/local
+
+CC       ?= cc
+PREFIX   ?= /usr/local
+BUILD    ?= build
+BIN      ?= bin
+SAN      ?=
+PKG_CONFIG ?= pkg-config
+
+PKGS     := zlib libzstd json-c
+PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
+RL_LIBS    := $(shell $(PKG_CONFIG) --libs readline 2>/dev/null || echo -lreadline)
+CMOCKA_CFLAGS := $(shell $(PKG_CONFIG) --cflags cmocka 2>/dev/null)
+CMOCKA_LIBS   := $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null || echo -lcmocka)
+
+WARN     := -Wall -Wextra -Werror
+OPT      ?= -O2
+CFLAGS   ?= $(OPT) -g
+ifeq ($(SAN),1)
+SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+OPT      := -O1
+endif
+ALL_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) $(SANFLAGS) -Ilib $(PKG_CFLAGS)
+ALL_LDFLAGS := $(LDFLAGS) $(SANFLAGS)
+
+LIB_SRC  := $(wildcard lib/*.c)
+LIB_OBJ  := $(LIB_SRC:lib/%.c=$(BUILD)/lib/%.o)
+LIBQC    := $(BUILD)/libqc.a
+TOOL_SRC := $(wildcard src/qc-*.c)
+TOOLS    := $(TOOL_SRC:src/%.c=$(BIN)/%)
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+REPLAY_BIN := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/tests/replay_%)
+HDRS     := $(wildcard lib/*.h)
+
+.PHONY: all deps check check-normal check-san demo fuzz bench install clean unit golden interop crash
+
+all: $(TOOLS)
+
+$(BUILD)/lib/%.o: lib/%.c $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(LIBQC): $(LIB_OBJ)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(BIN)/qc-shell: src/qc-shell.c $(LIBQC) $(HDRS)
+	@mkdir -p $(BIN)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIBQC) $(ALL_LDFLAGS) $(PKG_LIBS) $(RL_LIBS)
+
+$(BIN)/%: src/%.c $(LIBQC) $(HDRS)
+	@mkdir -p $(BIN)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIBQC) $(ALL_LDFLAGS) $(PKG_LIBS)
+
+$(BUILD)/tests/test_%: tests/unit/test_%.c $(LIBQC) $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(CMOCKA_CFLAGS) -o $@ $< $(LIBQC) $(ALL_LDFLAGS) $(PKG_LIBS) $(CMOCKA_LIBS)
+
+# Fuzz targets replayed on their saved corpus by an ordinary main.
+$(BUILD)/tests/replay_%: tests/fuzz/%.c tests/fuzz/replay.c $(LIBQC) $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< tests/fuzz/replay.c $(LIBQC) $(ALL_LDFLAGS) $(PKG_LIBS)
+
+deps:
+	@tools/deps.sh
+
+tests-build: $(TOOLS) $(UNIT_BIN) $(REPLAY_BIN)
+
+# One pass of every suite with the tools in $(BIN).
+check-normal: tests-build
+	@BUILD=$(BUILD) BIN=$(BIN) tests/run.sh
+
+check-san:
+	@$(MAKE) --no-print-directory BUILD=build/san BIN=build/san/bin SAN=1 tests-build
+	@BUILD=build/san BIN=build/san/bin SANITIZED=1 tests/run.sh
+
+check: deps
+	@$(MAKE) --no-print-directory check-normal
+	@$(MAKE) --no-print-directory check-san
+	@tests/summary.sh build/results.normal build/san/results.san
+
+demo: deps all
+	@tools/demo.sh
+
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	@tools/fuzz.sh $(FUZZ_SECONDS)
+
+bench: deps all
+	@tools/bench.sh
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1
+	install -m 755 $(TOOLS) $(DESTDIR)$(PREFIX)/bin/
+	install -m 755 tools/crashtest $(DESTDIR)$(PREFIX)/bin/ 2>/dev/null || true
+	install -m 644 $(wildcard docs/*.1) $(DESTDIR)$(PREFIX)/share/man/man1/
+
+clean:
+	rm -rf build $(BIN)

@@ -1,0 +1,52 @@
+/* Persistent dirty bitmaps (qcow2-facts §6.2-6.3): directory and tables. */
+#ifndef QC_BITMAP_H
+#define QC_BITMAP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "qc_io.h"
+
+#define QC_BME_FLAG_IN_USE  (1u << 0)
+#define QC_BME_FLAG_AUTO    (1u << 1)
+#define QC_BME_FLAG_EXTRA   (1u << 2)
+
+#define QC_BMT_OFFSET_MASK   0x00FFFFFFFFFFFE00ull
+#define QC_BMT_RESERVED_MASK 0xFF000000000001FEull
+#define QC_BMT_ALL_ONES      1ull
+
+#define QC_BITMAP_DIR_ENTRY_FIXED 24
+
+struct qc_bitmap {
+    uint64_t entry_offset;     /* file offset of the directory entry */
+    uint64_t table_offset;
+    uint32_t table_size;       /* entries */
+    uint32_t flags;
+    uint8_t type;
+    uint8_t granularity_bits;
+    uint16_t name_size;
+    uint32_t extra_data_size;
+    char *name;                /* name_size bytes + NUL (as far as present) */
+    size_t entry_len;          /* bytes the entry takes, padded to 8 */
+};
+
+struct qc_bitmap_dir {
+    struct qc_bitmap *v;
+    size_t n;
+    bool truncated;            /* the directory ended early */
+};
+
+/* Parses NB entries out of the directory bytes BUF[0..LEN) read from
+ * DIR_OFFSET.  Stops (truncated = true) at an entry that does not fit. */
+int qc_bitmap_dir_parse(struct qc_bitmap_dir *d, const uint8_t *buf, size_t len,
+                        uint64_t dir_offset, uint32_t nb);
+void qc_bitmap_dir_free(struct qc_bitmap_dir *d);
+
+enum qc_bmt_kind { QC_BMT_ALL_ZEROES, QC_BMT_ALL_ONES_KIND, QC_BMT_SERIALIZED, QC_BMT_INVALID };
+
+/* Classifies a bitmap table entry as qcow2.py does. */
+enum qc_bmt_kind qc_bitmap_table_entry_kind(uint64_t entry);
+const char *qc_bitmap_table_kind_name(enum qc_bmt_kind k);
+
+#endif

@@ -1,0 +1,346 @@
+/* Opening an image: header, extensions, names, geometry, open-time rules. */
+#include "qc_image.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "qc_endian.h"
+
+/* Bytes read for cluster 0: the largest cluster QEMU accepts. */
+#define QC_MAX_CLUSTER_SIZE (1u << 21)
+
+static void free_parsed(struct qc_image *img)
+{
+    qc_header_free(&img->hdr);
+    qc_ext_list_free(&img->exts);
+    qc_feature_table_free(&img->features);
+    qc_problems_free(&img->problems);
+    free(img->cluster0);
+    free(img->backing_name);
+    free(img->backing_format);
+    free(img->data_file_name);
+    img->cluster0 = NULL;
+    img->backing_name = img->backing_format = img->data_file_name = NULL;
+    img->open_error = NULL;
+}
+
+static char *strndup_printable(const uint8_t *p, size_t n)
+{
+    char *s = malloc(n + 1);
+    if (!s)
+        return NULL;
+    memcpy(s, p, n);
+    s[n] = '\0';
+    return s;
+}
+
+static void set_geometry(struct qc_image *img)
+{
+    const struct qc_header *h = &img->hdr;
+
+    img->geometry_ok = h->cluster_bits >= 9 && h->cluster_bits <= 21 && h->refcount_order <= 6;
+    if (!img->geometry_ok)
+        return;
+    img->cluster_bits = h->cluster_bits;
+    img->cluster_size = 1ull << h->cluster_bits;
+    img->extended_l2 = qc_header_extended_l2(h);
+    img->l2_entry_size = img->extended_l2 ? 16 : 8;
+    img->l2_bits = h->cluster_bits - (img->extended_l2 ? 4 : 3);
+    img->l2_entries = 1ull << img->l2_bits;
+    img->refcount_order = h->refcount_order;
+    img->refcount_bits = 1u << h->refcount_order;
+    img->refblock_entries = img->cluster_size * 8 / img->refcount_bits;
+    img->subcluster_size = img->extended_l2 ? (unsigned)(img->cluster_size / 32) : 0;
+}
+
+/* Parse everything from the bytes already read into cluster0. */
+static int parse_cluster0(struct qc_image *img)
+{
+    struct qc_header *h = &img->hdr;
+    uint64_t area_start, area_end;
+    const struct qc_ext *e;
+    int r;
+
+    r = qc_header_parse(h, img->cluster0, img->cluster0_len);
+    if (r == QC_E_NOMEM)
+        return r;
+    set_geometry(img);
+    if (r == QC_E_RANGE)
+        return 0;   /* shorter than a v2 header: nothing more to parse */
+
+    area_start = qc_header_len(h);
+    area_end = h->backing_file_offset ? h->backing_file_offset : qc_header_cluster_size(h);
+    if (h->cluster_bits >= 9 && h->cluster_bits <= 21 && area_end > (1ull << h->cluster_bits))
+        area_end = 1ull << h->cluster_bits;
+    if (area_start < area_end) {
+        r = qc_ext_parse(&img->exts, img->cluster0, img->cluster0_len, area_start, area_end);
+        if (r < 0)
+            return r;
+    } else {
+        memset(&img->exts, 0, sizeof img->exts);
+        img->exts.start = area_start;
+        img->exts.end = area_end;
+        img->exts.end_marker = UINT64_MAX;
+        img->exts.bad_offset = UINT64_MAX;
+    }
+
+    if ((e = qc_ext_find(&img->exts, QC_EXT_FEATURE_TABLE)) &&
+        qc_feature_table_parse(&img->features, e->data, e->avail) < 0)
+        return QC_E_NOMEM;
+    if ((e = qc_ext_find(&img->exts, QC_EXT_BACKING_FORMAT)) &&
+        !(img->backing_format = strndup_printable(e->data, e->avail)))
+        return QC_E_NOMEM;
+    /* QEMU keeps the last data file extension */
+    for (size_t i = 0; i < img->exts.n; i++) {
+        if (img->exts.v[i].magic != QC_EXT_DATA_FILE)
+            continue;
+        free(img->data_file_name);
+        img->data_file_name = strndup_printable(img->exts.v[i].data, img->exts.v[i].avail);
+        if (!img->data_file_name)
+            return QC_E_NOMEM;
+    }
+    if (h->backing_file_offset && h->backing_file_size &&
+        h->backing_file_size <= QC_MAX_BACKING_NAME &&
+        h->backing_file_offset < img->cluster0_len) {
+        uint64_t n = img->cluster0_len - h->backing_file_offset;
+        if (n > h->backing_file_size)
+            n = h->backing_file_size;
+        img->backing_name = strndup_printable(img->cluster0 + h->backing_file_offset, (size_t)n);
+        if (!img->backing_name)
+            return QC_E_NOMEM;
+    }
+    return 0;
+}
+
+/* QEMU's extension rules (qcow2-facts §3.3), in the order the extensions
+ * appear; returns false after the first refusal. */
+static bool validate_extensions(struct qc_image *img)
+{
+    const struct qc_header *h = &img->hdr;
+    struct qc_problems *p = &img->problems;
+    struct qc_ext_list *l = &img->exts;
+    uint64_t cs = qc_header_cluster_size(h);
+
+    for (size_t i = 0; i < l->n; i++) {
+        const struct qc_ext *e = &l->v[i];
+
+        if (l->status == QC_EXT_TOO_LARGE && i == l->n - 1) {
+            qc_problem_add(p, QC_P_EXT_TOO_LARGE, e->offset, "Header extension too large");
+            return false;
+        }
+        switch (e->magic) {
+        case QC_EXT_BACKING_FORMAT:
+            if (e->length >= 16) {
+                qc_problem_add(p, QC_P_EXT_BACKING_FORMAT, e->offset,
+                               "ERROR: ext_backing_format: len=%u too large (>=16)", e->length);
+                return false;
+            }
+            break;
+        case QC_EXT_CRYPTO: {
+            struct qc_ext_crypto c;
+            if (h->crypt_method != QC_CRYPT_LUKS) {
+                qc_problem_add(p, QC_P_EXT_CRYPTO, e->offset,
+                               "CRYPTO header extension only expected with LUKS encryption method");
+                return false;
+            }
+            if (e->length != 16) {
+                qc_problem_add(p, QC_P_EXT_CRYPTO, e->offset,
+                               "CRYPTO header extension size %u, but expected size 16", e->length);
+                return false;
+            }
+            qc_ext_crypto_decode(e, &c);
+            if (c.offset & (cs - 1)) {
+                qc_problem_add(p, QC_P_EXT_CRYPTO, e->offset,
+                               "Encryption header offset '%llu' is not a multiple of cluster size '%llu'",
+                               (unsigned long long)c.offset, (unsigned long long)cs);
+                return false;
+            }
+            break;
+        }
+        case QC_EXT_BITMAPS: {
+            struct qc_ext_bitmaps b;
+            if (e->length != 24) {
+                qc_problem_add(p, QC_P_EXT_BITMAPS, e->offset, "bitmaps_ext: Invalid extension length");
+                return false;
+            }
+            if (!(h->autoclear_features & QC_AUTOCLEAR_BITMAPS)) {
+                qc_problem_add(p, QC_P_BITMAPS_WITHOUT_AUTOCLEAR, e->offset,
+                               "%s", h->version < 3
+                               ? "This qcow2 v2 image contains bitmaps, but they may have been modified by a program without persistent bitmap support; so now they must all be considered inconsistent"
+                               : "a program lacking bitmap support modified this file, so all bitmaps are now considered inconsistent");
+                break;
+            }
+            qc_ext_bitmaps_decode(e, &b);
+            if (b.reserved32) {
+                qc_problem_add(p, QC_P_EXT_BITMAPS, e->offset, "bitmaps_ext: Reserved field is not zero");
+                return false;
+            }
+            if (b.nb_bitmaps > 65535) {
+                qc_problem_add(p, QC_P_EXT_BITMAPS, e->offset,
+                               "bitmaps_ext: Image has %u bitmaps, exceeding the QEMU supported maximum of 65535",
+                               b.nb_bitmaps);
+                return false;
+            }
+            if (b.nb_bitmaps == 0) {
+                qc_problem_add(p, QC_P_EXT_BITMAPS, e->offset, "found bitmaps extension with zero bitmaps");
+                return false;
+            }
+            if (b.directory_offset & (cs - 1)) {
+                qc_problem_add(p, QC_P_EXT_BITMAPS, e->offset, "bitmaps_ext: invalid bitmap directory offset");
+                return false;
+            }
+            if (b.directory_size > 1024ull * 65535) {
+                qc_problem_add(p, QC_P_EXT_BITMAPS, e->offset,
+                               "bitmaps_ext: bitmap directory size (%llu) exceeds the maximum supported size (67107840)",
+                               (unsigned long long)b.directory_size);
+                return false;
+            }
+            break;
+        }
+        default:
+            break;
+        }
+    }
+    if (l->status == QC_EXT_TOO_LARGE && (l->n == 0 || l->v[l->n - 1].offset != l->bad_offset)) {
+        qc_problem_add(p, QC_P_EXT_TOO_LARGE, l->bad_offset, "Header extension too large");
+        return false;
+    }
+    if (l->status == QC_EXT_TRUNCATED)
+        qc_problem_add(p, QC_P_EXT_TRUNCATED, l->bad_offset,
+                       "header extension area cut short by the end of the file at offset %llu",
+                       (unsigned long long)img->file.size);
+    return true;
+}
+
+void qc_image_validate(struct qc_image *img, enum qc_validate_mode mode)
+{
+    const struct qc_header *h = &img->hdr;
+    struct qc_problems *p = &img->problems;
+    size_t before;
+
+    qc_problems_free(p);
+    img->open_error = NULL;
+
+    qc_header_validate(h, &img->features, mode == QC_VALIDATE_CHECK, p);
+    if (p->n == 0 && mode == QC_VALIDATE_WRITE && (h->incompatible_features & QC_INCOMPAT_CORRUPT))
+        qc_problem_add(p, QC_P_CORRUPT_BIT, 72, "qcow2: Image is corrupt; cannot be opened read/write");
+    if (p->n)
+        goto done;
+
+    before = p->n;
+    if (!validate_extensions(img))
+        goto done;
+    (void)before;
+
+    if ((h->incompatible_features & QC_INCOMPAT_DATA_FILE) && !img->data_file_name)
+        qc_problem_add(p, QC_P_DATA_FILE_REQUIRED, 72, "'data-file' is required for this image");
+    if ((h->autoclear_features & QC_AUTOCLEAR_DATA_RAW) &&
+        !(h->incompatible_features & QC_INCOMPAT_DATA_FILE))
+        qc_problem_add(p, QC_P_RAW_WITHOUT_DATA_FILE, 88, "data-file-raw requires a data file");
+    if (h->crypt_method == QC_CRYPT_LUKS && !qc_ext_find(&img->exts, QC_EXT_CRYPTO)) {
+        qc_problem_add(p, QC_P_MISSING_CRYPTO_HEADER, 32, "Missing CRYPTO header for crypt method 2");
+        goto done;
+    }
+    if (h->backing_file_offset) {
+        uint64_t cs = 1ull << h->cluster_bits;
+        uint64_t room = cs - h->backing_file_offset;
+        if (h->backing_file_size > (room < QC_MAX_BACKING_NAME ? room : QC_MAX_BACKING_NAME)) {
+            qc_problem_add(p, QC_P_BACKING_NAME_TOO_LONG, 16, "Backing file name too long");
+            goto done;
+        }
+    }
+
+done:
+    for (size_t i = 0; i < p->n; i++) {
+        if (p->v[i].severity == QC_SEV_ERROR) {
+            img->open_error = &p->v[i];
+            break;
+        }
+    }
+    /* Findings that never stop QEMU but users want to know. */
+    if (h->magic == QC_MAGIC && h->version == 3) {
+        if (h->incompatible_features & QC_INCOMPAT_DIRTY)
+            qc_problem_add(p, QC_P_DIRTY_BIT, 72, "image is dirty: refcounts may be stale");
+        if ((h->incompatible_features & QC_INCOMPAT_CORRUPT) && mode != QC_VALIDATE_WRITE)
+            qc_problem_add(p, QC_P_CORRUPT_BIT, 72, "image is marked corrupt");
+        if (h->compatible_features & ~QC_COMPAT_KNOWN)
+            qc_problem_add(p, QC_P_UNKNOWN_COMPAT, 80, "unknown compatible feature bits 0x%llx",
+                           (unsigned long long)(h->compatible_features & ~QC_COMPAT_KNOWN));
+        if (h->autoclear_features & ~QC_AUTOCLEAR_KNOWN)
+            qc_problem_add(p, QC_P_UNKNOWN_AUTOCLEAR, 88, "unknown autoclear feature bits 0x%llx",
+                           (unsigned long long)(h->autoclear_features & ~QC_AUTOCLEAR_KNOWN));
+    }
+    /* open_error points into p->v, which the additions above may move */
+    img->open_error = NULL;
+    for (size_t i = 0; i < p->n; i++) {
+        if (p->v[i].severity == QC_SEV_ERROR) {
+            img->open_error = &p->v[i];
+            break;
+        }
+    }
+}
+
+static int read_cluster0(struct qc_image *img)
+{
+    uint64_t n = img->file.size < QC_MAX_CLUSTER_SIZE ? img->file.size : QC_MAX_CLUSTER_SIZE;
+    uint8_t *buf;
+    int r;
+
+    buf = malloc(n ? n : 1);
+    if (!buf)
+        return QC_E_NOMEM;
+    r = qc_file_read(&img->file, 0, buf, (size_t)n);
+    if (r < 0) {
+        free(buf);
+        return r;
+    }
+    img->cluster0 = buf;
+    img->cluster0_len = (size_t)n;
+    return 0;
+}
+
+int qc_image_reload(struct qc_image *img, enum qc_validate_mode mode)
+{
+    int r;
+
+    free_parsed(img);
+    if ((r = read_cluster0(img)) < 0)
+        return r;
+    if (img->cluster0_len < 4 || qc_be32(img->cluster0) != QC_MAGIC)
+        return QC_E_FORMAT;
+    if ((r = parse_cluster0(img)) < 0)
+        return r;
+    qc_image_validate(img, mode);
+    return 0;
+}
+
+int qc_image_open(struct qc_image *img, const char *path, unsigned open_flags,
+                  enum qc_validate_mode mode, const char **lock_why)
+{
+    int r;
+
+    memset(img, 0, sizeof *img);
+    r = qc_file_open(&img->file, path, open_flags, lock_why);
+    if (r < 0)
+        return r;
+    r = qc_image_reload(img, mode);
+    if (r < 0 && r != QC_E_FORMAT) {
+        qc_image_close(img);
+        return r;
+    }
+    return r;
+}
+
+void qc_image_close(struct qc_image *img)
+{
+    free_parsed(img);
+    qc_file_close(&img->file);
+}
+
+const char *qc_image_feature_name(const struct qc_image *img,
+                                  enum qc_feature_group g, unsigned bit)
+{
+    const char *n = qc_feature_table_name(&img->features, g, bit);
+    return n ? n : qc_feature_qemu_name(g, bit);
+}

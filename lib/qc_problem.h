@@ -1,0 +1,109 @@
+/*
+ * The problem catalogue: every kind of damage or oddity the library can
+ * report, with its stable identifier, severity and whether qc-repair fixes
+ * it.  Check, repair, dump and setfeature all report through this one list.
+ */
+#ifndef QC_PROBLEM_H
+#define QC_PROBLEM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum qc_severity {
+    QC_SEV_INFO,        /* not counted by qemu-img check */
+    QC_SEV_LEAK,        /* counted as a leak */
+    QC_SEV_CORRUPTION,  /* counted as a corruption */
+    QC_SEV_ERROR,       /* counted as a check error (check could not complete) */
+};
+
+#define QC_PROBLEM_KINDS(X) \
+    /* header, as QEMU validates at open (qcow2-facts §1.2) */ \
+    X(BAD_MAGIC,            "bad-magic",            ERROR,  false, "not a qcow2 image") \
+    X(UNSUPPORTED_VERSION,  "unsupported-version",  ERROR,  false, "version is not 2 or 3") \
+    X(BAD_CLUSTER_BITS,     "bad-cluster-size",     ERROR,  false, "cluster_bits outside 9..21") \
+    X(HEADER_TOO_SHORT,     "header-too-short",     ERROR,  false, "v3 header_length below 104") \
+    X(HEADER_TOO_LONG,      "header-too-long",      ERROR,  false, "header_length exceeds the cluster size") \
+    X(HEADER_LENGTH_ALIGN,  "header-length-unaligned", INFO, false, "header_length not a multiple of 8") \
+    X(BAD_BACKING_OFFSET,   "bad-backing-offset",   ERROR,  false, "backing_file_offset beyond cluster 0") \
+    X(BAD_COMPRESSION_TYPE, "bad-compression-type", ERROR,  false, "compression_type unknown or inconsistent with incompatible bit 3") \
+    X(UNKNOWN_INCOMPAT,     "unknown-incompatible-feature", ERROR, false, "unknown incompatible feature bits set") \
+    X(UNKNOWN_COMPAT,       "unknown-compatible-feature", INFO, false, "unknown compatible feature bits set") \
+    X(UNKNOWN_AUTOCLEAR,    "unknown-autoclear-feature", INFO, true, "unknown autoclear feature bits set") \
+    X(CORRUPT_BIT,          "corrupt",              INFO,   true,  "corrupt bit set") \
+    X(DIRTY_BIT,            "dirty",                INFO,   true,  "dirty bit set: refcounts may be stale") \
+    X(BAD_SUBCLUSTER_SIZE,  "bad-subcluster-size",  ERROR,  false, "extended L2 with subclusters below 512 bytes") \
+    X(BAD_REFCOUNT_ORDER,   "bad-refcount-order",   ERROR,  false, "refcount_order above 6") \
+    X(NO_REFTABLE,          "no-refcount-table",    INFO,   false, "refcount_table_clusters is 0") \
+    X(REFTABLE_TOO_LARGE,   "refcount-table-too-large", ERROR, false, "refcount table above 8 MiB") \
+    X(BAD_REFTABLE_OFFSET,  "bad-refcount-table-offset", ERROR, false, "refcount table offset unaligned or overflowing") \
+    X(SNAPSHOT_TABLE_TOO_LARGE, "snapshot-table-too-large", ERROR, false, "more than 65536 snapshots") \
+    X(BAD_SNAPSHOT_OFFSET,  "bad-snapshot-table-offset", ERROR, false, "snapshot table offset unaligned") \
+    X(L1_TOO_LARGE,         "l1-too-large",         ERROR,  false, "active L1 table above 32 MiB") \
+    X(BAD_L1_OFFSET,        "bad-l1-offset",        ERROR,  false, "active L1 table offset unaligned") \
+    X(IMAGE_TOO_BIG,        "image-too-big",        ERROR,  false, "virtual size needs more than INT_MAX L1 entries") \
+    X(L1_TOO_SMALL,         "l1-too-small",         ERROR,  false, "L1 table does not cover the virtual size") \
+    X(BAD_CRYPT_METHOD,     "bad-crypt-method",     ERROR,  false, "unknown encryption method") \
+    X(DATA_FILE_REQUIRED,   "data-file-required",   INFO,   false, "external data file bit set without a data file name") \
+    X(RAW_WITHOUT_DATA_FILE,"raw-without-data-file",INFO,   false, "raw external data bit without external data file bit") \
+    X(MISSING_CRYPTO_HEADER,"missing-crypto-header",ERROR,  false, "LUKS image without a crypto header extension") \
+    X(BACKING_NAME_TOO_LONG,"backing-name-too-long",ERROR,  false, "backing file name too long or past cluster 0") \
+    X(TRUNCATED_HEADER,     "truncated-header",     ERROR,  false, "the file ends inside the header") \
+    /* header extensions (qcow2-facts §3) */ \
+    X(EXT_TOO_LARGE,        "extension-too-large",  ERROR,  false, "header extension runs past the extension area") \
+    X(EXT_TRUNCATED,        "extension-truncated",  ERROR,  false, "header extension runs past the end of the file") \
+    X(EXT_NO_END,           "extension-no-end-marker", INFO, false, "extension area has no end marker") \
+    X(EXT_BACKING_FORMAT,   "bad-backing-format-extension", ERROR, false, "backing format name of 16 bytes or more") \
+    X(EXT_CRYPTO,           "bad-crypto-extension", ERROR,  false, "crypto header extension invalid") \
+    X(EXT_BITMAPS,          "bad-bitmaps-extension",ERROR,  false, "bitmaps extension invalid") \
+    X(EXT_FEATURE_TABLE,    "bad-feature-table",    INFO,   false, "feature name table length not a multiple of 48") \
+    X(EXT_DUPLICATE,        "duplicate-extension",  INFO,   false, "a known extension appears more than once") \
+    X(BITMAPS_WITHOUT_AUTOCLEAR, "bitmaps-inconsistent", INFO, false, "bitmaps extension present but autoclear bit 0 clear")
+
+enum qc_problem_kind {
+#define QC_PK_ENUM(name, id, sev, fix, desc) QC_P_##name,
+    QC_PROBLEM_KINDS(QC_PK_ENUM)
+#undef QC_PK_ENUM
+    QC_P_COUNT
+};
+
+struct qc_problem_info {
+    const char *id;              /* stable identifier, as in JSON "kind" */
+    enum qc_severity severity;   /* default severity */
+    bool repairable;             /* qc-repair fixes it */
+    const char *description;
+};
+
+const struct qc_problem_info *qc_problem_info(enum qc_problem_kind kind);
+const char *qc_severity_name(enum qc_severity sev);
+
+#define QC_NO_OFFSET UINT64_MAX
+
+struct qc_problem {
+    enum qc_problem_kind kind;
+    enum qc_severity severity;
+    uint64_t offset;      /* host byte offset involved, or QC_NO_OFFSET */
+    uint64_t cluster;     /* host cluster index involved, or QC_NO_OFFSET */
+    uint64_t value;       /* a kind-specific number (entry, count...) */
+    char *message;        /* the message QEMU prints, or our own wording */
+};
+
+struct qc_problems {
+    struct qc_problem *v;
+    size_t n, cap;
+    size_t dropped;       /* problems not kept once the list is full */
+    size_t limit;         /* 0 = default limit */
+};
+
+/* Appends a problem with the catalogue's severity; printf-style message. */
+struct qc_problem *qc_problem_add(struct qc_problems *list, enum qc_problem_kind kind,
+                                  uint64_t offset, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+struct qc_problem *qc_problem_add_sev(struct qc_problems *list, enum qc_problem_kind kind,
+                                      enum qc_severity sev, uint64_t offset,
+                                      const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+bool qc_problems_has(const struct qc_problems *list, enum qc_problem_kind kind);
+void qc_problems_free(struct qc_problems *list);
+
+#endif

@@ -1,0 +1,128 @@
+#include "qc_util.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "qc_io.h"
+
+bool qc_parse_size(const char *s, uint64_t *out)
+{
+    uint64_t v = 0, mul = 1;
+    int base = 10;
+    const char *p = s;
+    bool any = false;
+
+    if (!s || !*s)
+        return false;
+    if (p[0] == '0' && (p[1] == 'x' || p[1] == 'X')) {
+        base = 16;
+        p += 2;
+    }
+    for (; *p; p++) {
+        int d;
+        if (isdigit((unsigned char)*p))
+            d = *p - '0';
+        else if (base == 16 && isxdigit((unsigned char)*p))
+            d = tolower((unsigned char)*p) - 'a' + 10;
+        else
+            break;
+        if (v > (UINT64_MAX - (uint64_t)d) / (uint64_t)base)
+            return false;
+        v = v * (uint64_t)base + (uint64_t)d;
+        any = true;
+    }
+    if (!any)
+        return false;
+    if (*p) {
+        switch (*p) {
+        case 'b': case 'B': case 's': case 'S': mul = 512; break;
+        case 'k': case 'K': mul = 1ull << 10; break;
+        case 'm': case 'M': mul = 1ull << 20; break;
+        case 'g': case 'G': mul = 1ull << 30; break;
+        case 't': case 'T': mul = 1ull << 40; break;
+        case 'p': case 'P': mul = 1ull << 50; break;
+        case 'e': case 'E': mul = 1ull << 60; break;
+        default: return false;
+        }
+        p++;
+        if (*p)
+            return false;
+    }
+    if (mul > 1 && v > UINT64_MAX / mul)
+        return false;
+    *out = v * mul;
+    return true;
+}
+
+bool qc_parse_pyint(const char *s, uint64_t *out, bool *neg)
+{
+    int base = 10;
+    uint64_t v = 0;
+    bool any = false, last_us = false;
+    const char *p;
+
+    *neg = false;
+    if (!s)
+        return false;
+    while (isspace((unsigned char)*s))
+        s++;
+    p = s;
+    if (*p == '+' || *p == '-') {
+        *neg = *p == '-';
+        p++;
+    }
+    if (p[0] == '0' && p[1] && strchr("xXoObB", p[1])) {
+        base = strchr("xX", p[1]) ? 16 : strchr("oO", p[1]) ? 8 : 2;
+        p += 2;
+        if (*p == '_')
+            p++;
+    } else if (p[0] == '0') {
+        /* python 3: a decimal with a leading zero is only valid if all zero */
+        for (const char *q = p; *q && !isspace((unsigned char)*q); q++)
+            if (*q != '0' && *q != '_')
+                return false;
+    }
+    for (; *p && !isspace((unsigned char)*p); p++) {
+        int d;
+        if (*p == '_') {
+            if (!any || last_us)
+                return false;
+            last_us = true;
+            continue;
+        }
+        if (isdigit((unsigned char)*p))
+            d = *p - '0';
+        else if (isalpha((unsigned char)*p))
+            d = tolower((unsigned char)*p) - 'a' + 10;
+        else
+            return false;
+        if (d >= base)
+            return false;
+        if (v > (UINT64_MAX - (uint64_t)d) / (uint64_t)base)
+            return false;
+        v = v * (uint64_t)base + (uint64_t)d;
+        any = true;
+        last_us = false;
+    }
+    if (!any || last_us)
+        return false;
+    while (isspace((unsigned char)*p))
+        p++;
+    if (*p)
+        return false;
+    *out = v;
+    return true;
+}
+
+const char *qc_strerror(int code)
+{
+    switch (code) {
+    case QC_E_RANGE: return "offset or length outside the file";
+    case QC_E_NOMEM: return "out of memory";
+    case QC_E_LOCKED: return "image is locked by another process";
+    case QC_E_FORMAT: return "not a qcow2 image";
+    default: return code < 0 ? strerror(-code) : "success";
+    }
+}

@@ -1,0 +1,618 @@
+/* Header views: qcow2.py text (current and 2012), annotated hex, features,
+ * JSON. */
+#include "qc_view.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "qc_bitmap.h"
+#include "qc_endian.h"
+
+bool qc_py_printable(const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        uint8_t c = p[i];
+        if (!((c >= 0x20 && c <= 0x7e) || (c >= 0x09 && c <= 0x0d)))
+            return false;
+    }
+    return true;
+}
+
+/* python's '%#x' */
+static void py_hex(char *buf, size_t len, uint64_t v)
+{
+    if (v == 0)
+        snprintf(buf, len, "0x0");
+    else
+        snprintf(buf, len, "%#" PRIx64, v);
+}
+
+static void print_field_line(FILE *out, const char *name, const char *value)
+{
+    fprintf(out, "%-25s %s\n", name, value);
+}
+
+static void print_mask_current(char *buf, size_t len, uint64_t mask)
+{
+    size_t used = 0;
+    const char *sep = "";
+    used += (size_t)snprintf(buf, len, "[");
+    for (unsigned b = 0; b < 64 && used < len; b++) {
+        if (mask & (1ull << b)) {
+            used += (size_t)snprintf(buf + used, len - used, "%s%u", sep, b);
+            sep = ", ";
+        }
+    }
+    if (used < len)
+        snprintf(buf + used, len - used, "]");
+}
+
+static void print_header_fields(FILE *out, const struct qc_header *h, enum qc_dump_era era)
+{
+    char v[256];
+
+    for (int i = 0; i <= QC_HF_HEADER_LENGTH; i++) {
+        const struct qc_header_field_info *fi = qc_header_field_info((enum qc_header_field)i);
+        uint64_t val = qc_header_field_value(h, (enum qc_header_field)i);
+        if (fi->feature_mask && era == QC_ERA_CURRENT)
+            print_mask_current(v, sizeof v, val);
+        else if (fi->hex || fi->feature_mask)
+            py_hex(v, sizeof v, val);
+        else
+            snprintf(v, sizeof v, "%" PRIu64, val);
+        print_field_line(out, fi->name, v);
+    }
+}
+
+static void print_data_line(FILE *out, const struct qc_ext *e)
+{
+    size_t n = e->avail;
+    if (qc_py_printable(e->data, n)) {
+        fprintf(out, "%-25s '", "data");
+        fwrite(e->data, 1, n, out);
+        fprintf(out, "'\n");
+    } else {
+        print_field_line(out, "data", "<binary>");
+    }
+}
+
+static const char *bitmap_flag_name(unsigned bit)
+{
+    switch (bit) {
+    case 0: return "in-use";
+    case 1: return "auto";
+    default: return NULL;
+    }
+}
+
+/* The bitmaps extension in the current qcow2.py: its fields, then the
+ * directory read from the file with each bitmap's table. */
+static void print_bitmaps_current(FILE *out, struct qc_image *img, const struct qc_ext *e)
+{
+    struct qc_ext_bitmaps b;
+    struct qc_bitmap_dir dir;
+    uint8_t *buf;
+    uint64_t len;
+    char v[64];
+
+    qc_ext_bitmaps_decode(e, &b);
+    snprintf(v, sizeof v, "%u", b.nb_bitmaps);
+    print_field_line(out, "nb_bitmaps", v);
+    snprintf(v, sizeof v, "%u", b.reserved32);
+    print_field_line(out, "reserved32", v);
+    py_hex(v, sizeof v, b.directory_size);
+    print_field_line(out, "bitmap_directory_size", v);
+    py_hex(v, sizeof v, b.directory_offset);
+    print_field_line(out, "bitmap_directory_offset", v);
+
+    /* the directory is read entry by entry; bound it by the file */
+    len = b.directory_offset < img->file.size ? img->file.size - b.directory_offset : 0;
+    if (len > 1024ull * 65536)
+        len = 1024ull * 65536;
+    buf = malloc(len ? len : 1);
+    if (!buf)
+        return;
+    if (len && qc_file_read(&img->file, b.directory_offset, buf, (size_t)len) < 0)
+        len = 0;
+    if (qc_bitmap_dir_parse(&dir, buf, (size_t)len, b.directory_offset, b.nb_bitmaps) < 0) {
+        free(buf);
+        return;
+    }
+    free(buf);
+    for (size_t i = 0; i < dir.n; i++) {
+        const struct qc_bitmap *bm = &dir.v[i];
+        char flags[256];
+        size_t used;
+        const char *sep = "";
+
+        fprintf(out, "\n");
+        print_field_line(out, "Bitmap name", bm->name);
+        py_hex(v, sizeof v, bm->table_offset);
+        print_field_line(out, "bitmap_table_offset", v);
+        snprintf(v, sizeof v, "%u", bm->table_size);
+        print_field_line(out, "bitmap_table_size", v);
+        py_hex(v, sizeof v, bm->flags);
+        used = (size_t)snprintf(flags, sizeof flags, "%s ([", v);
+        for (unsigned bit = 0; bit < 32; bit++) {
+            if (!(bm->flags & (1u << bit)))
+                continue;
+            const char *n = bitmap_flag_name(bit);
+            if (n)
+                used += (size_t)snprintf(flags + used, sizeof flags - used, "%s'%s'", sep, n);
+            else
+                used += (size_t)snprintf(flags + used, sizeof flags - used, "%s'bit-%u'", sep, bit);
+            sep = ", ";
+        }
+        snprintf(flags + used, sizeof flags - used, "])");
+        print_field_line(out, "flags", flags);
+        snprintf(v, sizeof v, "%u", bm->type);
+        print_field_line(out, "type", v);
+        snprintf(v, sizeof v, "%u", bm->granularity_bits);
+        print_field_line(out, "granularity_bits", v);
+        snprintf(v, sizeof v, "%u", bm->name_size);
+        print_field_line(out, "name_size", v);
+        snprintf(v, sizeof v, "%u", bm->extra_data_size);
+        print_field_line(out, "extra_data_size", v);
+        fprintf(out, "Bitmap table   type            size         offset\n");
+        for (uint64_t t = 0; t < bm->table_size; t++) {
+            uint8_t eb[8];
+            uint64_t ent;
+            enum qc_bmt_kind k;
+            if (qc_file_read(&img->file, bm->table_offset + t * 8, eb, 8) < 0)
+                break;
+            ent = qc_be64(eb);
+            k = qc_bitmap_table_entry_kind(ent);
+            fprintf(out, "%-14" PRIu64 " %-15s %-12" PRIu64 " %" PRIu64 "\n", t,
+                    qc_bitmap_table_kind_name(k),
+                    k == QC_BMT_SERIALIZED ? (uint64_t)img->cluster_size : (uint64_t)0,
+                    (uint64_t)(ent & QC_BMT_OFFSET_MASK));
+        }
+    }
+    qc_bitmap_dir_free(&dir);
+}
+
+static void print_extensions(FILE *out, struct qc_image *img, enum qc_dump_era era)
+{
+    char v[64];
+
+    for (size_t i = 0; i < img->exts.n; i++) {
+        const struct qc_ext *e = &img->exts.v[i];
+        const char *name = qc_ext_name(e->magic);
+
+        fprintf(out, "Header extension:\n");
+        py_hex(v, sizeof v, e->magic);
+        if (era == QC_ERA_CURRENT)
+            fprintf(out, "%-25s %s (%s)\n", "magic", v, name ? name : "<unknown>");
+        else
+            print_field_line(out, "magic", v);
+        snprintf(v, sizeof v, "%u", e->length);
+        print_field_line(out, "length", v);
+        if (era == QC_ERA_CURRENT && e->magic == QC_EXT_BITMAPS && e->length == 24 && e->avail == 24)
+            print_bitmaps_current(out, img, e);
+        else
+            print_data_line(out, e);
+        fprintf(out, "\n");
+    }
+}
+
+static int area_status(const struct qc_image *img)
+{
+    if (img->hdr.avail < QC_HEADER_V2_LEN)
+        return 1;
+    if (img->hdr.version >= 3 && img->hdr.avail < 104)
+        return 1;
+    return img->exts.status == QC_EXT_OK ? 0 : 1;
+}
+
+int qc_view_header(FILE *out, struct qc_image *img, enum qc_dump_era era)
+{
+    print_header_fields(out, &img->hdr, era);
+    fprintf(out, "\n");
+    print_extensions(out, img, era);
+    return area_status(img);
+}
+
+int qc_view_exts(FILE *out, struct qc_image *img, enum qc_dump_era era)
+{
+    print_extensions(out, img, era);
+    return area_status(img);
+}
+
+/* --- annotated hexdump --------------------------------------------------- */
+
+static void hex_line(FILE *out, uint64_t off, const uint8_t *p, size_t n,
+                     const char *name, const char *value)
+{
+    /* at most 16 bytes a line; longer fields continue on following lines */
+    size_t first = n < 16 ? n : 16;
+    char hex[16 * 3 + 1];
+    size_t used = 0;
+
+    for (size_t i = 0; i < first; i++)
+        used += (size_t)snprintf(hex + used, sizeof hex - used, "%s%02x", i ? " " : "", p[i]);
+    hex[used] = '\0';
+    fprintf(out, "%08" PRIx64 "  %-47s  %-28s %s\n", off, hex, name, value ? value : "");
+    for (size_t done = first; done < n; done += 16) {
+        size_t k = n - done < 16 ? n - done : 16;
+        used = 0;
+        for (size_t i = 0; i < k; i++)
+            used += (size_t)snprintf(hex + used, sizeof hex - used, "%s%02x", i ? " " : "", p[done + i]);
+        hex[used] = '\0';
+        fprintf(out, "%08" PRIx64 "  %s\n", off + done, hex);
+    }
+}
+
+static void feature_mask_names(char *buf, size_t len, struct qc_image *img,
+                               enum qc_feature_group g, uint64_t mask)
+{
+    size_t used = 0;
+    const char *sep = "";
+    char v[32];
+
+    py_hex(v, sizeof v, mask);
+    used += (size_t)snprintf(buf, len, "%s", v);
+    if (!mask)
+        return;
+    used += (size_t)snprintf(buf + used, len - used, " (");
+    for (unsigned b = 0; b < 64 && used < len; b++) {
+        if (!(mask & (1ull << b)))
+            continue;
+        const char *n = qc_image_feature_name(img, g, b);
+        if (n)
+            used += (size_t)snprintf(buf + used, len - used, "%s%u: %s", sep, b, n);
+        else
+            used += (size_t)snprintf(buf + used, len - used, "%s%u: unknown", sep, b);
+        sep = ", ";
+    }
+    if (used < len)
+        snprintf(buf + used, len - used, ")");
+}
+
+int qc_view_hex(FILE *out, struct qc_image *img)
+{
+    const struct qc_header *h = &img->hdr;
+    const uint8_t *raw = img->cluster0;
+    size_t have = img->cluster0_len;
+    uint32_t hlen = qc_header_len(h);
+    char v[1024];
+
+    for (int i = 0; i < QC_HF_COUNT; i++) {
+        const struct qc_header_field_info *fi = qc_header_field_info((enum qc_header_field)i);
+        uint64_t val;
+        if (i >= QC_HF_INCOMPATIBLE_FEATURES && h->version < 3)
+            break;
+        if (i == QC_HF_COMPRESSION_TYPE && !h->has_compression_type)
+            break;
+        if (fi->offset + fi->size > have)
+            break;
+        val = qc_header_field_value(h, (enum qc_header_field)i);
+        if (fi->feature_mask)
+            feature_mask_names(v, sizeof v, img, (enum qc_feature_group)(i - QC_HF_INCOMPATIBLE_FEATURES), val);
+        else if (i == QC_HF_MAGIC)
+            snprintf(v, sizeof v, "0x%08" PRIx64 "%s", val, val == QC_MAGIC ? " (QFI\\xfb)" : " (bad magic)");
+        else if (i == QC_HF_CLUSTER_BITS)
+            snprintf(v, sizeof v, "%" PRIu64 " (%s)", val,
+                     val >= 9 && val <= 30 ? (snprintf(v + 512, 64, "%llu bytes",
+                                                       1ull << val), v + 512) : "invalid");
+        else if (i == QC_HF_REFCOUNT_ORDER)
+            snprintf(v, sizeof v, "%" PRIu64 " (%s)", val,
+                     val <= 6 ? (snprintf(v + 512, 64, "%u-bit refcounts", 1u << val), v + 512) : "invalid");
+        else if (i == QC_HF_COMPRESSION_TYPE)
+            snprintf(v, sizeof v, "%" PRIu64 " (%s)", val,
+                     val == 0 ? "zlib" : val == 1 ? "zstd" : "unknown");
+        else if (i == QC_HF_CRYPT_METHOD)
+            snprintf(v, sizeof v, "%" PRIu64 " (%s)", val,
+                     val == 0 ? "none" : val == 1 ? "aes" : val == 2 ? "luks" : "unknown");
+        else if (fi->hex)
+            snprintf(v, sizeof v, "%#" PRIx64 " (%" PRIu64 ")", val, val);
+        else
+            snprintf(v, sizeof v, "%" PRIu64, val);
+        hex_line(out, fi->offset, raw + fi->offset, fi->size, fi->name, v);
+    }
+    if (h->version >= 3 && h->has_compression_type && hlen > 105 && have >= 112) {
+        size_t end = hlen < 112 ? hlen : 112;
+        hex_line(out, 105, raw + 105, end - 105, "padding", NULL);
+    }
+    if (h->version >= 3 && hlen > 112 && have >= hlen)
+        hex_line(out, 112, raw + 112, hlen - 112, "unknown header fields", NULL);
+
+    for (size_t i = 0; i < img->exts.n; i++) {
+        const struct qc_ext *e = &img->exts.v[i];
+        const char *name = qc_ext_name(e->magic);
+        char label[64];
+        uint64_t off = e->offset;
+
+        snprintf(label, sizeof label, "ext[%zu].magic", i);
+        snprintf(v, sizeof v, "0x%08x (%s)", e->magic, name ? name : "unknown");
+        hex_line(out, off, raw + off, 4, label, v);
+        snprintf(label, sizeof label, "ext[%zu].length", i);
+        snprintf(v, sizeof v, "%u", e->length);
+        hex_line(out, off + 4, raw + off + 4, 4, label, v);
+        off += 8;
+        if (e->magic == QC_EXT_FEATURE_TABLE) {
+            for (size_t k = 0; k < e->avail / QC_FEATURE_ENTRY_SIZE; k++) {
+                const uint8_t *fe = e->data + k * QC_FEATURE_ENTRY_SIZE;
+                char nm[QC_FEATURE_NAME_MAX + 1];
+                memcpy(nm, fe + 2, QC_FEATURE_NAME_MAX);
+                nm[QC_FEATURE_NAME_MAX] = '\0';
+                snprintf(label, sizeof label, "feature[%zu]", k);
+                snprintf(v, sizeof v, "%s bit %u: %s",
+                         fe[0] < QC_FG_COUNT ? qc_feature_group_name((enum qc_feature_group)fe[0]) : "type?",
+                         fe[1], nm);
+                hex_line(out, off + k * QC_FEATURE_ENTRY_SIZE, fe, QC_FEATURE_ENTRY_SIZE, label, v);
+            }
+            if (e->avail % QC_FEATURE_ENTRY_SIZE) {
+                size_t k = e->avail / QC_FEATURE_ENTRY_SIZE * QC_FEATURE_ENTRY_SIZE;
+                hex_line(out, off + k, e->data + k, e->avail - k, "feature table tail", "(partial entry)");
+            }
+        } else if (e->magic == QC_EXT_BITMAPS && e->avail >= 24) {
+            struct qc_ext_bitmaps b;
+            qc_ext_bitmaps_decode(e, &b);
+            snprintf(v, sizeof v, "%u", b.nb_bitmaps);
+            hex_line(out, off, e->data, 4, "nb_bitmaps", v);
+            snprintf(v, sizeof v, "%u", b.reserved32);
+            hex_line(out, off + 4, e->data + 4, 4, "reserved32", v);
+            snprintf(v, sizeof v, "%#" PRIx64 " (%" PRIu64 ")", b.directory_size, b.directory_size);
+            hex_line(out, off + 8, e->data + 8, 8, "bitmap_directory_size", v);
+            snprintf(v, sizeof v, "%#" PRIx64, b.directory_offset);
+            hex_line(out, off + 16, e->data + 16, 8, "bitmap_directory_offset", v);
+        } else if (e->magic == QC_EXT_CRYPTO && e->avail >= 16) {
+            struct qc_ext_crypto c;
+            qc_ext_crypto_decode(e, &c);
+            snprintf(v, sizeof v, "%#" PRIx64, c.offset);
+            hex_line(out, off, e->data, 8, "crypto_header_offset", v);
+            snprintf(v, sizeof v, "%#" PRIx64 " (%" PRIu64 ")", c.length, c.length);
+            hex_line(out, off + 8, e->data + 8, 8, "crypto_header_length", v);
+        } else if (e->avail) {
+            snprintf(label, sizeof label, "ext[%zu].data", i);
+            if (qc_py_printable(e->data, e->avail) && e->avail < sizeof v - 3) {
+                snprintf(v, sizeof v, "'%.*s'", (int)e->avail, (const char *)e->data);
+                for (char *c = v; *c; c++)
+                    if (*c < 0x20)
+                        *c = '.';
+            } else {
+                snprintf(v, sizeof v, "<binary>");
+            }
+            hex_line(out, off, e->data, e->avail, label, v);
+        }
+        if (e->padded_avail > e->avail) {
+            snprintf(label, sizeof label, "ext[%zu].padding", i);
+            hex_line(out, off + e->avail, e->data + e->avail, e->padded_avail - e->avail, label, NULL);
+        }
+    }
+    if (img->exts.end_marker != UINT64_MAX && img->exts.end_marker + 8 <= have)
+        hex_line(out, img->exts.end_marker, raw + img->exts.end_marker, 8, "end of extensions", NULL);
+    if (img->backing_name && h->backing_file_offset + h->backing_file_size <= have) {
+        snprintf(v, sizeof v, "'%s'", img->backing_name);
+        hex_line(out, h->backing_file_offset, raw + h->backing_file_offset,
+                 h->backing_file_size, "backing file name", v);
+    }
+    return area_status(img);
+}
+
+/* --- features ------------------------------------------------------------ */
+
+struct feature_row {
+    enum qc_feature_group g;
+    unsigned bit;
+};
+
+static bool row_needed(struct qc_image *img, enum qc_feature_group g, unsigned bit, uint64_t mask)
+{
+    return (mask & (1ull << bit)) || qc_feature_qemu_name(g, bit) ||
+           qc_feature_table_name(&img->features, g, bit);
+}
+
+static uint64_t group_mask(const struct qc_header *h, enum qc_feature_group g)
+{
+    switch (g) {
+    case QC_FG_INCOMPATIBLE: return h->incompatible_features;
+    case QC_FG_COMPATIBLE: return h->compatible_features;
+    default: return h->autoclear_features;
+    }
+}
+
+int qc_view_features(FILE *out, struct qc_image *img)
+{
+    fprintf(out, "%-13s %-4s %-28s %-4s %s\n", "group", "bit", "name", "set", "known");
+    for (int g = 0; g < QC_FG_COUNT; g++) {
+        uint64_t mask = group_mask(&img->hdr, (enum qc_feature_group)g);
+        for (unsigned bit = 0; bit < 64; bit++) {
+            const char *n;
+            if (!row_needed(img, (enum qc_feature_group)g, bit, mask))
+                continue;
+            n = qc_image_feature_name(img, (enum qc_feature_group)g, bit);
+            fprintf(out, "%-13s %-4u %-28s %-4s %s\n",
+                    qc_feature_group_name((enum qc_feature_group)g), bit,
+                    n ? n : "-", (mask & (1ull << bit)) ? "yes" : "no",
+                    qc_feature_short_name((enum qc_feature_group)g, bit) ? "yes" : "no");
+        }
+    }
+    return area_status(img);
+}
+
+/* --- JSON ------------------------------------------------------------------ */
+
+struct json_object *qc_json_u64(uint64_t v)
+{
+    return json_object_new_uint64(v);
+}
+
+void qc_json_print(FILE *out, struct json_object *o)
+{
+    fprintf(out, "%s\n", json_object_to_json_string_ext(
+                o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
+                   JSON_C_TO_STRING_NOSLASHESCAPE));
+}
+
+struct json_object *qc_json_header(struct qc_image *img)
+{
+    struct json_object *o = json_object_new_object();
+    const struct qc_header *h = &img->hdr;
+
+    for (int i = 0; i <= QC_HF_HEADER_LENGTH; i++) {
+        const struct qc_header_field_info *fi = qc_header_field_info((enum qc_header_field)i);
+        json_object_object_add(o, fi->name, qc_json_u64(qc_header_field_value(h, (enum qc_header_field)i)));
+    }
+    if (h->has_compression_type)
+        json_object_object_add(o, "compression_type", qc_json_u64(h->compression_type));
+    return o;
+}
+
+static char *hex_string(const uint8_t *p, size_t n)
+{
+    char *s = malloc(n * 2 + 1);
+    if (!s)
+        return NULL;
+    for (size_t i = 0; i < n; i++)
+        snprintf(s + 2 * i, 3, "%02x", p[i]);
+    s[n * 2] = '\0';
+    return s;
+}
+
+static struct json_object *json_string_n(const uint8_t *p, size_t n)
+{
+    return json_object_new_string_len((const char *)p, (int)n);
+}
+
+struct json_object *qc_json_feature_table(struct qc_image *img)
+{
+    struct json_object *a = json_object_new_array();
+    for (size_t i = 0; i < img->features.n; i++) {
+        const struct qc_feature_name *f = &img->features.v[i];
+        struct json_object *o = json_object_new_object();
+        json_object_object_add(o, "type", json_object_new_int(f->type));
+        json_object_object_add(o, "group", json_object_new_string(
+                                   f->type < QC_FG_COUNT ? qc_feature_group_name((enum qc_feature_group)f->type)
+                                                         : "unknown"));
+        json_object_object_add(o, "bit", json_object_new_int(f->bit));
+        json_object_object_add(o, "name", json_object_new_string(f->name));
+        json_object_array_add(a, o);
+    }
+    return a;
+}
+
+static struct json_object *json_ext_data(struct qc_image *img, const struct qc_ext *e)
+{
+    struct json_object *d = NULL;
+
+    switch (e->magic) {
+    case QC_EXT_BACKING_FORMAT:
+    case QC_EXT_DATA_FILE:
+        d = json_string_n(e->data, e->avail);
+        break;
+    case QC_EXT_FEATURE_TABLE: {
+        struct qc_feature_table t;
+        if (qc_feature_table_parse(&t, e->data, e->avail) == 0) {
+            struct json_object *a = json_object_new_array();
+            for (size_t i = 0; i < t.n; i++) {
+                struct json_object *o = json_object_new_object();
+                json_object_object_add(o, "type", json_object_new_int(t.v[i].type));
+                json_object_object_add(o, "bit", json_object_new_int(t.v[i].bit));
+                json_object_object_add(o, "name", json_object_new_string(t.v[i].name));
+                json_object_array_add(a, o);
+            }
+            qc_feature_table_free(&t);
+            d = a;
+        }
+        break;
+    }
+    case QC_EXT_BITMAPS: {
+        struct qc_ext_bitmaps b;
+        if (qc_ext_bitmaps_decode(e, &b)) {
+            d = json_object_new_object();
+            json_object_object_add(d, "nb_bitmaps", qc_json_u64(b.nb_bitmaps));
+            json_object_object_add(d, "reserved32", qc_json_u64(b.reserved32));
+            json_object_object_add(d, "bitmap_directory_size", qc_json_u64(b.directory_size));
+            json_object_object_add(d, "bitmap_directory_offset", qc_json_u64(b.directory_offset));
+        }
+        break;
+    }
+    case QC_EXT_CRYPTO: {
+        struct qc_ext_crypto c;
+        if (qc_ext_crypto_decode(e, &c)) {
+            d = json_object_new_object();
+            json_object_object_add(d, "offset", qc_json_u64(c.offset));
+            json_object_object_add(d, "length", qc_json_u64(c.length));
+        }
+        break;
+    }
+    default:
+        break;
+    }
+    (void)img;
+    return d;
+}
+
+struct json_object *qc_json_extensions(struct qc_image *img)
+{
+    struct json_object *a = json_object_new_array();
+    for (size_t i = 0; i < img->exts.n; i++) {
+        const struct qc_ext *e = &img->exts.v[i];
+        const char *name = qc_ext_name(e->magic);
+        struct json_object *o = json_object_new_object();
+        struct json_object *d;
+        char *hex;
+
+        json_object_object_add(o, "magic", qc_json_u64(e->magic));
+        json_object_object_add(o, "name", json_object_new_string(name ? name : "<unknown>"));
+        json_object_object_add(o, "offset", qc_json_u64(e->offset));
+        json_object_object_add(o, "length", qc_json_u64(e->length));
+        if ((d = json_ext_data(img, e)))
+            json_object_object_add(o, "data", d);
+        hex = hex_string(e->data, e->avail);
+        json_object_object_add(o, "hex", json_object_new_string(hex ? hex : ""));
+        free(hex);
+        if (e->avail < e->length)
+            json_object_object_add(o, "truncated", json_object_new_boolean(1));
+        json_object_array_add(a, o);
+    }
+    return a;
+}
+
+struct json_object *qc_json_features(struct qc_image *img)
+{
+    struct json_object *o = json_object_new_object();
+    for (int g = 0; g < QC_FG_COUNT; g++) {
+        uint64_t mask = group_mask(&img->hdr, (enum qc_feature_group)g);
+        uint64_t known = qc_feature_known_mask((enum qc_feature_group)g);
+        struct json_object *go = json_object_new_object();
+        struct json_object *set = json_object_new_array();
+        struct json_object *unknown = json_object_new_array();
+        for (unsigned bit = 0; bit < 64; bit++) {
+            if (!(mask & (1ull << bit)))
+                continue;
+            struct json_object *b = json_object_new_object();
+            const char *n = qc_image_feature_name(img, (enum qc_feature_group)g, bit);
+            json_object_object_add(b, "bit", json_object_new_int((int)bit));
+            json_object_object_add(b, "name", n ? json_object_new_string(n) : NULL);
+            json_object_array_add(set, b);
+            if (!(known & (1ull << bit)))
+                json_object_array_add(unknown, json_object_new_int((int)bit));
+        }
+        json_object_object_add(go, "value", qc_json_u64(mask));
+        json_object_object_add(go, "set", set);
+        json_object_object_add(go, "unknown", unknown);
+        json_object_object_add(o, qc_feature_group_name((enum qc_feature_group)g), go);
+    }
+    return o;
+}
+
+struct json_object *qc_json_problems(const struct qc_problems *p)
+{
+    struct json_object *a = json_object_new_array();
+    for (size_t i = 0; i < p->n; i++) {
+        const struct qc_problem *pr = &p->v[i];
+        struct json_object *o = json_object_new_object();
+        json_object_object_add(o, "kind", json_object_new_string(qc_problem_info(pr->kind)->id));
+        json_object_object_add(o, "severity", json_object_new_string(qc_severity_name(pr->severity)));
+        if (pr->offset != QC_NO_OFFSET)
+            json_object_object_add(o, "offset", qc_json_u64(pr->offset));
+        if (pr->cluster != QC_NO_OFFSET)
+            json_object_object_add(o, "cluster", qc_json_u64(pr->cluster));
+        json_object_object_add(o, "message", json_object_new_string(pr->message ? pr->message : ""));
+        json_object_array_add(a, o);
+    }
+    return a;
+}
