@@ -80,6 +80,14 @@ int main(int argc, char **argv)
         return 1;
     }
     if (r == QC_E_FORMAT) {
+        /* qcow2.py dumps any file; so do the qcow2.py views, then say so */
+        if (!json && (view == V_HEADER || view == V_LEGACY || view == V_EXTS)) {
+            if (view == V_EXTS)
+                qc_view_exts(stdout, &img, QC_ERA_CURRENT);
+            else
+                qc_view_header(stdout, &img, view == V_LEGACY ? QC_ERA_LEGACY : QC_ERA_CURRENT);
+            fflush(stdout);
+        }
         fprintf(stderr, "qc-dump: %s: not a qcow2 image (bad magic)\n", path);
         qc_image_close(&img);
         return 63;
@@ -106,6 +114,9 @@ int main(int argc, char **argv)
         }
     }
     fflush(stdout);
+    if (rc)
+        fprintf(stderr, "qc-dump: %s: the header or extension area cannot be read whole "
+                "(file of %llu bytes)\n", path, (unsigned long long)img.file.size);
     for (size_t i = 0; i < img.problems.n; i++)
         fprintf(stderr, "qc-dump: warning: %s\n", img.problems.v[i].message);
     qc_image_close(&img);

@@ -1,0 +1,129 @@
+#include "qc_snapshot.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "qc_endian.h"
+#include "qc_io.h"
+
+static char *copy_str(const uint8_t *p, size_t n)
+{
+    char *s = malloc(n + 1);
+    if (!s)
+        return NULL;
+    memcpy(s, p, n);
+    s[n] = '\0';
+    return s;
+}
+
+int qc_snapshot_table_parse(struct qc_snapshot_table *t, const uint8_t *buf, size_t len,
+                            uint64_t offset, uint32_t nb)
+{
+    size_t off = 0;
+    size_t max_entries = len / QC_SNAPSHOT_ENTRY_FIXED + 1;
+
+    memset(t, 0, sizeof *t);
+    t->offset = offset;
+    if (nb > max_entries)
+        nb = (uint32_t)max_entries;   /* each entry takes at least 40 bytes */
+    t->v = calloc(nb ? nb : 1, sizeof *t->v);
+    if (!t->v)
+        return QC_E_NOMEM;
+    for (uint32_t i = 0; i < nb; i++) {
+        struct qc_snapshot *s = &t->v[t->n];
+        const uint8_t *e = buf + off;
+        uint64_t need;
+
+        if (len - off < QC_SNAPSHOT_ENTRY_FIXED) {
+            t->truncated = true;
+            break;
+        }
+        s->entry_offset = offset + off;
+        s->l1_table_offset = qc_be64(e);
+        s->l1_size = qc_be32(e + 8);
+        s->id_str_size = qc_be16(e + 12);
+        s->name_size = qc_be16(e + 14);
+        s->date_sec = qc_be32(e + 16);
+        s->date_nsec = qc_be32(e + 20);
+        s->vm_clock_nsec = qc_be64(e + 24);
+        s->vm_state_size = qc_be32(e + 32);
+        s->extra_data_size = qc_be32(e + 36);
+        if (s->extra_data_size > QC_SNAPSHOT_MAX_EXTRA && !t->too_much_extra)
+            t->too_much_extra = i + 1;
+        need = (uint64_t)QC_SNAPSHOT_ENTRY_FIXED + s->extra_data_size + s->id_str_size + s->name_size;
+        if (need > len - off) {
+            t->truncated = true;
+            break;
+        }
+        e += QC_SNAPSHOT_ENTRY_FIXED;
+        s->extra = malloc(s->extra_data_size ? s->extra_data_size : 1);
+        if (!s->extra)
+            return QC_E_NOMEM;
+        memcpy(s->extra, e, s->extra_data_size);
+        if (s->extra_data_size >= 8) {
+            s->has_vm_state_size_large = true;
+            s->vm_state_size_large = qc_be64(e);
+        }
+        if (s->extra_data_size >= 16) {
+            s->has_disk_size = true;
+            s->disk_size = qc_be64(e + 8);
+        }
+        if (s->extra_data_size >= 24) {
+            s->has_icount = true;
+            s->icount = qc_be64(e + 16);
+        }
+        e += s->extra_data_size;
+        s->id_str = copy_str(e, s->id_str_size);
+        s->name = copy_str(e + s->id_str_size, s->name_size);
+        if (!s->id_str || !s->name) {
+            t->n++;
+            return QC_E_NOMEM;
+        }
+        s->entry_len = (need + 7) & ~7ull;
+        t->n++;
+        off += (size_t)(s->entry_len < len - off ? s->entry_len : len - off);
+    }
+    t->size = off;
+    return 0;
+}
+
+void qc_snapshot_table_free(struct qc_snapshot_table *t)
+{
+    for (size_t i = 0; i < t->n; i++) {
+        free(t->v[i].extra);
+        free(t->v[i].id_str);
+        free(t->v[i].name);
+    }
+    free(t->v);
+    memset(t, 0, sizeof *t);
+}
+
+uint64_t qc_snapshot_entry_size(const struct qc_snapshot *s)
+{
+    uint64_t n = (uint64_t)QC_SNAPSHOT_ENTRY_FIXED + s->extra_data_size + s->id_str_size + s->name_size;
+    return (n + 7) & ~7ull;
+}
+
+uint64_t qc_snapshot_entry_serialize(const struct qc_snapshot *s, uint8_t *out)
+{
+    uint64_t n = qc_snapshot_entry_size(s);
+    uint8_t *p = out;
+
+    memset(out, 0, n);
+    qc_put_be64(p, s->l1_table_offset);
+    qc_put_be32(p + 8, s->l1_size);
+    qc_put_be16(p + 12, s->id_str_size);
+    qc_put_be16(p + 14, s->name_size);
+    qc_put_be32(p + 16, s->date_sec);
+    qc_put_be32(p + 20, s->date_nsec);
+    qc_put_be64(p + 24, s->vm_clock_nsec);
+    qc_put_be32(p + 32, s->vm_state_size);
+    qc_put_be32(p + 36, s->extra_data_size);
+    p += QC_SNAPSHOT_ENTRY_FIXED;
+    if (s->extra_data_size)
+        memcpy(p, s->extra, s->extra_data_size);
+    p += s->extra_data_size;
+    memcpy(p, s->id_str, s->id_str_size);
+    memcpy(p + s->id_str_size, s->name, s->name_size);
+    return n;
+}

@@ -1,0 +1,57 @@
+/* The internal snapshot table (qcow2-facts §6.1). */
+#ifndef QC_SNAPSHOT_H
+#define QC_SNAPSHOT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define QC_SNAPSHOT_ENTRY_FIXED   40
+#define QC_SNAPSHOT_MAX_EXTRA     1024
+#define QC_SNAPSHOT_MAX           65536
+#define QC_SNAPSHOT_TABLE_MAX     (64ull << 20)
+
+struct qc_snapshot {
+    uint64_t entry_offset;     /* file offset of this entry */
+    uint64_t l1_table_offset;
+    uint32_t l1_size;
+    uint16_t id_str_size;
+    uint16_t name_size;
+    uint32_t date_sec;
+    uint32_t date_nsec;
+    uint64_t vm_clock_nsec;
+    uint32_t vm_state_size;
+    uint32_t extra_data_size;
+    /* extra data fields, when the extra data is long enough */
+    bool has_vm_state_size_large, has_disk_size, has_icount;
+    uint64_t vm_state_size_large;
+    uint64_t disk_size;
+    uint64_t icount;
+    uint8_t *extra;            /* raw extra data (extra_data_size bytes) */
+    char *id_str;              /* NUL-terminated copies */
+    char *name;
+    uint64_t entry_len;        /* bytes the entry takes, padded to 8 */
+};
+
+struct qc_snapshot_table {
+    struct qc_snapshot *v;
+    size_t n;
+    uint64_t offset;           /* snapshots_offset */
+    uint64_t size;             /* bytes the parsed entries take */
+    bool truncated;            /* an entry ran past the bytes given */
+    size_t too_much_extra;     /* index+1 of the first entry with extra > 1024, or 0 */
+};
+
+/* Parses NB entries from BUF[0..LEN) (the bytes at OFFSET).  Entries whose
+ * extra data exceeds 1024 bytes are still parsed (too_much_extra notes the
+ * first); parsing stops at the first entry that does not fit. */
+int qc_snapshot_table_parse(struct qc_snapshot_table *t, const uint8_t *buf, size_t len,
+                            uint64_t offset, uint32_t nb);
+void qc_snapshot_table_free(struct qc_snapshot_table *t);
+
+/* Serializes entry S (with the extra data it has) into OUT (capacity
+ * qc_snapshot_entry_size(S)); returns bytes written. */
+uint64_t qc_snapshot_entry_size(const struct qc_snapshot *s);
+uint64_t qc_snapshot_entry_serialize(const struct qc_snapshot *s, uint8_t *out);
+
+#endif
