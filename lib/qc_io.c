@@ -333,6 +333,16 @@ int64_t qc_file_read_padded(struct qc_file *f, uint64_t off, void *buf, size_t l
     return (int64_t)n;
 }
 
+int qc_file_read_qemu(struct qc_file *f, uint64_t off, void *buf, size_t len)
+{
+    int64_t r;
+
+    if (!qc_qemu_read_ok(off, len))
+        return -EIO;
+    r = qc_file_read_padded(f, off, buf, len);
+    return r < 0 ? (int)r : 0;
+}
+
 /* --- writes ------------------------------------------------------------- */
 
 static int pwrite_full(int fd, const uint8_t *buf, size_t len, uint64_t off)

@@ -120,6 +120,20 @@ int qc_file_read(struct qc_file *f, uint64_t off, void *buf, size_t len);
  * number of bytes that came from the file, or a negative code. */
 int64_t qc_file_read_padded(struct qc_file *f, uint64_t off, void *buf, size_t len);
 
+/* QEMU's block layer refuses requests that end past this offset
+ * (BDRV_MAX_LENGTH = 2^63 - 2^30) or start at a negative int64 offset. */
+#define QC_QEMU_MAX_LENGTH 0x7FFFFFFFC0000000ull
+
+/* Would QEMU's block layer accept a read of LEN bytes at OFF? */
+static inline bool qc_qemu_read_ok(uint64_t off, uint64_t len)
+{
+    return off <= QC_QEMU_MAX_LENGTH && len <= QC_QEMU_MAX_LENGTH - off;
+}
+
+/* A read as qemu-img performs it: -EIO where QEMU's block layer refuses the
+ * request (qc_qemu_read_ok), otherwise zeros past the end of the file. */
+int qc_file_read_qemu(struct qc_file *f, uint64_t off, void *buf, size_t len);
+
 /* Write through the log and crash hooks; may grow the file. */
 int qc_file_write(struct qc_file *f, uint64_t off, const void *buf, size_t len,
                   enum qc_event ev);
