@@ -221,15 +221,15 @@ bool qc_header_extended_l2(const struct qc_header *h)
 #define QCOW_MAX_L1_SIZE       (32ull << 20)
 #define QCOW_MAX_SNAPSHOTS     65536u
 
-/* The L1 entries needed to map SIZE bytes; saturates instead of wrapping. */
+/* The L1 entries needed to map SIZE bytes, computed as QEMU does: the
+ * rounding addition wraps for sizes within one L1 entry's span of 2^64, so
+ * such sizes need no entries at all (and fail later, when the block layer
+ * refreshes the sector count). */
 static uint64_t size_to_l1(const struct qc_header *h, uint64_t size)
 {
     unsigned l2_bits = h->cluster_bits - (qc_header_extended_l2(h) ? 4 : 3);
     unsigned shift = h->cluster_bits + l2_bits;
-    uint64_t n = size >> shift;
-    if (size & ((1ull << shift) - 1))
-        n++;
-    return n;
+    return (size + (1ull << shift) - 1) >> shift;
 }
 
 void qc_header_validate(const struct qc_header *h, const struct qc_feature_table *ft,
