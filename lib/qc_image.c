@@ -281,13 +281,28 @@ done:
     }
 }
 
-static int read_cluster0(struct qc_image *img)
+/* Reads cluster 0 as far as the file has it.  With PAD (qemu-img check's
+ * view: the block layer reads zeros past the end of the file) the buffer is
+ * zero-filled up to the cluster size the header names (at least 4 KiB, at
+ * most 2 MiB), so a short file parses as QEMU parses it. */
+static int read_cluster0(struct qc_image *img, bool pad)
 {
     uint64_t n = img->file.size < QC_MAX_CLUSTER_SIZE ? img->file.size : QC_MAX_CLUSTER_SIZE;
+    uint64_t len = n;
     uint8_t *buf;
     int r;
 
-    buf = malloc(n ? n : 1);
+    if (pad) {
+        uint8_t cb[4] = { 0 };
+        uint64_t want = 4096;
+        if (qc_file_read_padded(&img->file, 20, cb, 4) < 0)
+            return -EIO;
+        if (qc_be32(cb) >= 12 && qc_be32(cb) <= 21)
+            want = 1ull << qc_be32(cb);
+        if (len < want)
+            len = want;
+    }
+    buf = calloc(1, len ? len : 1);
     if (!buf)
         return QC_E_NOMEM;
     r = qc_file_read(&img->file, 0, buf, (size_t)n);
@@ -296,7 +311,7 @@ static int read_cluster0(struct qc_image *img)
         return r;
     }
     img->cluster0 = buf;
-    img->cluster0_len = (size_t)n;
+    img->cluster0_len = (size_t)len;
     return 0;
 }
 
@@ -305,9 +320,9 @@ int qc_image_reload(struct qc_image *img, enum qc_validate_mode mode)
     int r;
 
     free_parsed(img);
-    if ((r = read_cluster0(img)) < 0)
+    if ((r = read_cluster0(img, mode == QC_VALIDATE_CHECK)) < 0)
         return r;
-    if (img->cluster0_len < 4 || qc_be32(img->cluster0) != QC_MAGIC)
+    if (img->file.size < 4 || qc_be32(img->cluster0) != QC_MAGIC)
         return QC_E_FORMAT;
     if ((r = parse_cluster0(img)) < 0)
         return r;

@@ -47,7 +47,8 @@ struct qc_image {
 
 enum qc_validate_mode {
     QC_VALIDATE_OPEN,     /* as a read-only open (qemu-img info, map, convert) */
-    QC_VALIDATE_CHECK,    /* as qemu-img check opens (BDRV_O_CHECK) */
+    QC_VALIDATE_CHECK,    /* as qemu-img check opens (BDRV_O_CHECK); cluster 0 is read
+                             zero-padded, as the block layer reads past EOF */
     QC_VALIDATE_WRITE,    /* as a read-write open */
 };
 
