@@ -49,4 +49,31 @@ enum qc_bmt_kind { QC_BMT_ALL_ZEROES, QC_BMT_ALL_ONES_KIND, QC_BMT_SERIALIZED, Q
 enum qc_bmt_kind qc_bitmap_table_entry_kind(uint64_t entry);
 const char *qc_bitmap_table_kind_name(enum qc_bmt_kind k);
 
+/* QEMU's limits (block/qcow2-bitmap.c) */
+#define QC_BITMAP_MAX_TABLE_SIZE   0x8000000u
+#define QC_BITMAP_MAX_PHYS_SIZE    0x20000000ull
+#define QC_BITMAP_MAX_DIR_SIZE     (1024ull * 65535)
+
+/* The directory as QEMU 7.2 loads it (at open and again in the check):
+ * the same walk, the same constraints (DISK_LEN = the virtual size rounded
+ * down to 512) and the same first failure.  Returns 0, or -errno with a
+ * malloc'ed *ERR.  D keeps the entries accepted so far. */
+int qc_bitmap_dir_load_qemu(struct qc_file *f, uint64_t dir_offset, uint64_t dir_size,
+                            uint32_t nb_bitmaps, unsigned cluster_bits, uint64_t disk_len,
+                            struct qc_bitmap_dir *d, char **err);
+
+/* A bitmap table as QEMU loads it: every entry validated.  Returns 0 with
+ * *TABLE (host order, table_size entries, malloc'ed), -EIO, -ENOMEM, or
+ * -EINVAL with *BAD_INDEX = the first invalid entry. */
+int qc_bitmap_table_load_qemu(struct qc_file *f, const struct qc_bitmap *b,
+                              unsigned cluster_bits, uint64_t **table, uint32_t *bad_index);
+
+/* Is ENTRY a valid bitmap table entry for QEMU? */
+bool qc_bitmap_table_entry_valid(uint64_t entry, unsigned cluster_bits);
+
+/* The number of table entries QEMU expects for a bitmap of 2^GRAN_BITS-byte
+ * granularity over DISK_LEN bytes (its serialization size in clusters). */
+uint64_t qc_bitmap_table_size_needed(uint64_t disk_len, unsigned gran_bits,
+                                     unsigned cluster_bits);
+
 #endif

@@ -58,7 +58,59 @@ enum qc_severity {
     X(EXT_BITMAPS,          "bad-bitmaps-extension",ERROR,  false, "bitmaps extension invalid") \
     X(EXT_FEATURE_TABLE,    "bad-feature-table",    INFO,   false, "feature name table length not a multiple of 48") \
     X(EXT_DUPLICATE,        "duplicate-extension",  INFO,   false, "a known extension appears more than once") \
-    X(BITMAPS_WITHOUT_AUTOCLEAR, "bitmaps-inconsistent", INFO, false, "bitmaps extension present but autoclear bit 0 clear")
+    X(BITMAPS_WITHOUT_AUTOCLEAR, "bitmaps-inconsistent", INFO, false, "bitmaps extension present but autoclear bit 0 clear") \
+    /* opening for a check (qemu-img check's refusals) */ \
+    X(NOT_QCOW2,            "not-qcow2",            ERROR,  false, "not an image format with a check (probed as raw)") \
+    X(LEGACY_QCOW,          "legacy-qcow",          ERROR,  false, "qcow version 1 image: QEMU's qcow driver has no check") \
+    X(OPEN_FAILED,          "open-failed",          ERROR,  false, "the file cannot be opened") \
+    X(L1_UNREADABLE,        "l1-unreadable",        ERROR,  false, "active L1 table past QEMU's largest readable offset") \
+    X(REFTABLE_UNREADABLE,  "refcount-table-unreadable", ERROR, false, "refcount table past QEMU's largest readable offset") \
+    X(ENCRYPTED,            "encrypted",            ERROR,  false, "encrypted image: the check needs the key") \
+    X(DATA_FILE_MISSING,    "data-file-missing",    ERROR,  false, "the external data file cannot be opened") \
+    X(BITMAP_DIRECTORY,     "bad-bitmap-directory", ERROR,  false, "bitmap directory or bitmap table refused by QEMU") \
+    X(SIZE_TOO_LARGE,       "size-too-large",       ERROR,  false, "virtual size beyond QEMU's largest block device") \
+    X(BACKING_OPEN_FAILED,  "backing-open-failed",  ERROR,  false, "the backing file cannot be opened") \
+    X(TOO_MANY_CLUSTERS,    "too-many-clusters",    INFO,   false, "file of more than INT_MAX clusters (qemu-img check refuses it)") \
+    /* qemu-img check's findings (qcow2-facts §7.4, in QEMU's words) */ \
+    X(REFCOUNT_MISMATCH,    "refcount-mismatch",    CORRUPTION, true, "on-disk refcount below the references found") \
+    X(LEAK,                 "leak",                 LEAK,   true,  "on-disk refcount above the references found") \
+    X(REFCOUNT_UNREADABLE,  "refcount-unreadable",  ERROR,  true,  "refcount cannot be read (bad refcount block)") \
+    X(REFCOUNT_OVERFLOW,    "refcount-overflow",    CORRUPTION, false, "more references than the refcount width can count") \
+    X(BEYOND_EOF,           "beyond-eof",           CORRUPTION, false, "a reference ends one cluster or more past the end of the file") \
+    X(L1_RESERVED,          "l1-reserved-bits",     CORRUPTION, false, "L1 entry with reserved bits set") \
+    X(L2_TABLE_UNALIGNED,   "unaligned-l2-table",   CORRUPTION, false, "L1 entry pointing to an unaligned L2 table") \
+    X(L2_RESERVED,          "l2-reserved-bits",     CORRUPTION, false, "L2 entry with reserved bits set") \
+    X(COMPRESSED_COPIED,    "compressed-copied",    CORRUPTION, false, "compressed cluster with OFLAG_COPIED") \
+    X(COMPRESSED_DATA_FILE, "compressed-with-data-file", CORRUPTION, false, "compressed cluster in an image with an external data file") \
+    X(COMPRESSED_BITMAP,    "compressed-with-bitmap", CORRUPTION, false, "compressed cluster with a subcluster bitmap") \
+    X(SUBCLUSTER_BITMAP,    "bad-subcluster-bitmap", CORRUPTION, false, "subcluster both allocated and zero") \
+    X(UNALLOCATED_BITMAP,   "unallocated-with-bitmap", CORRUPTION, false, "unallocated cluster with allocated subclusters") \
+    X(L2_UNALIGNED,         "unaligned-l2",         CORRUPTION, true, "L2 entry pointing to an unaligned cluster") \
+    X(REFTABLE_RESERVED,    "reftable-reserved-bits", CORRUPTION, true, "refcount table entry with reserved bits set") \
+    X(REFBLOCK_UNALIGNED,   "unaligned-refblock",   CORRUPTION, true,  "refcount table entry pointing to an unaligned block") \
+    X(REFBLOCK_OUTSIDE,     "refblock-outside-image", CORRUPTION, true, "refcount block beyond the end of the file") \
+    X(OVERLAP,              "overlap",              CORRUPTION, true,  "refcount block sharing its cluster with other data") \
+    X(OFLAG_COPIED,         "oflag-copied",         CORRUPTION, true,  "OFLAG_COPIED does not match refcount == 1") \
+    X(SNAPSHOT_L1_UNALIGNED,"snapshot-l1-unaligned", CORRUPTION, false, "snapshot L1 table not cluster aligned") \
+    X(SNAPSHOT_L1_TOO_LARGE,"snapshot-l1-too-large", CORRUPTION, false, "snapshot L1 table above 32 MiB") \
+    X(SNAPSHOTS_DATA_FILE,  "snapshots-with-data-file", CORRUPTION, false, "internal snapshots in an image with an external data file") \
+    X(SNAPSHOT_INCOMPLETE,  "snapshot-incomplete",  CORRUPTION, true,  "v3 snapshot entry with less than 16 bytes of extra data") \
+    X(SNAPSHOT_TABLE_INVALID, "bad-snapshot-table", ERROR, true,  "snapshot table pointer or contents refused: check stopped") \
+    X(CHECK_IO_ERROR,       "check-io-error",       ERROR,  false, "a table QEMU cannot read: check stopped") \
+    X(CHECK_NO_MEMORY,      "check-out-of-memory",  ERROR,  false, "a reference so far out that QEMU runs out of memory: check stopped") \
+    X(CHECK_ABORT,          "check-abort",          ERROR,  false, "a reference so far out that qemu-img check aborts") \
+    X(BITMAP_CHECK_FAILED,  "bad-bitmap-table",     CORRUPTION, false, "bitmap table refused during the check: check stopped") \
+    /* findings qemu-img check is silent about */ \
+    X(METADATA_OVERLAP,     "metadata-overlap",     INFO,   false, "a metadata cluster is also used by another structure or as data") \
+    X(COMPRESSED_PAST_EOF,  "compressed-past-eof",  INFO,   false, "compressed data runs past the end of the file") \
+    X(COMPRESSED_CORRUPT,   "compressed-corrupt",   INFO,   false, "compressed cluster that does not inflate to a full cluster") \
+    X(SNAPSHOT_L1_PAST_EOF, "snapshot-l1-past-eof", INFO,   false, "snapshot L1 table partly past the end of the file") \
+    X(SNAPSHOT_DUPLICATE_ID,"snapshot-duplicate-id", INFO,  false, "two snapshots with the same ID") \
+    X(BITMAP_IN_USE,        "bitmap-in-use",        INFO,   false, "bitmap marked in use (inconsistent)") \
+    X(BITMAP_TABLE_DAMAGE,  "bitmap-table-damage",  INFO,   false, "bitmap table entry or data cluster past the end of the file") \
+    X(L2_PAST_EOF,          "l2-past-eof",          INFO,   false, "L2 table partly past the end of the file (read as zeros)") \
+    X(REFBLOCK_PAST_EOF,    "refblock-past-eof",    INFO,   false, "refcount block partly past the end of the file (read as zeros)") \
+    X(QEMU_REPORT,          "report",               INFO,   false, "a line of QEMU's report that is not a finding of its own")
 
 enum qc_problem_kind {
 #define QC_PK_ENUM(name, id, sev, fix, desc) QC_P_##name,

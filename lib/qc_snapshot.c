@@ -5,6 +5,10 @@
 
 #include "qc_endian.h"
 #include "qc_io.h"
+#include "qc_reader.h"
+
+#include <errno.h>
+#include <stdio.h>
 
 static char *copy_str(const uint8_t *p, size_t n)
 {
@@ -126,4 +130,139 @@ uint64_t qc_snapshot_entry_serialize(const struct qc_snapshot *s, uint8_t *out)
     memcpy(p, s->id_str, s->id_str_size);
     memcpy(p + s->id_str_size, s->name, s->name_size);
     return n;
+}
+
+static char *strdup_printf(const char *fmt, unsigned a, unsigned b)
+{
+    char *s = NULL;
+    if (asprintf(&s, fmt, a, b) < 0)
+        return NULL;
+    return s;
+}
+
+static char *io_message(const char *what, int e)
+{
+    char *s = NULL;
+    if (asprintf(&s, "%s: %s", what, strerror(-e)) < 0)
+        return NULL;
+    return s;
+}
+
+int qc_snapshot_table_read_qemu(struct qc_file *f, uint64_t offset, uint32_t nb,
+                                struct qc_snapshot_table *t, char **err, char **hint)
+{
+    struct qc_reader rd;
+    uint64_t pos = offset, table_length = 0;
+    int e = 0;
+
+    memset(t, 0, sizeof *t);
+    *err = *hint = NULL;
+    t->offset = offset;
+    if (!nb)
+        return 0;
+    /* the caller has checked nb <= 65536 */
+    t->v = calloc(nb, sizeof *t->v);
+    if (!t->v || qc_reader_init(&rd, f, 1 << 20) < 0) {
+        free(t->v);
+        t->v = NULL;
+        return -ENOMEM;
+    }
+    for (uint32_t i = 0; i < nb; i++) {
+        struct qc_snapshot *s = &t->v[i];
+        uint8_t h[QC_SNAPSHOT_ENTRY_FIXED], extra[24];
+        size_t known;
+
+        table_length = (table_length + 7) & ~7ull;
+        pos = (pos + 7) & ~7ull;
+        if ((e = qc_reader_read(&rd, pos, h, sizeof h)) < 0) {
+            *err = io_message("Failed to read snapshot table", e);
+            goto out;
+        }
+        s->entry_offset = pos;
+        pos += sizeof h;
+        s->l1_table_offset = qc_be64(h);
+        s->l1_size = qc_be32(h + 8);
+        s->id_str_size = qc_be16(h + 12);
+        s->name_size = qc_be16(h + 14);
+        s->date_sec = qc_be32(h + 16);
+        s->date_nsec = qc_be32(h + 20);
+        s->vm_clock_nsec = qc_be64(h + 24);
+        s->vm_state_size = qc_be32(h + 32);
+        s->extra_data_size = qc_be32(h + 36);
+        t->n = i + 1;
+
+        if (s->extra_data_size > QC_SNAPSHOT_MAX_EXTRA) {
+            e = -EFBIG;
+            *err = strdup_printf("Too much extra metadata in snapshot table entry %u", i, 0);
+            *hint = strdup("You can force-remove this extra metadata with qemu-img check -r all");
+            goto out;
+        }
+        known = s->extra_data_size < sizeof extra ? s->extra_data_size : sizeof extra;
+        if ((e = qc_reader_read(&rd, pos, extra, known)) < 0) {
+            *err = io_message("Failed to read snapshot table", e);
+            goto out;
+        }
+        pos += known;
+        if (known >= 8) {
+            s->has_vm_state_size_large = true;
+            s->vm_state_size_large = qc_be64(extra);
+        }
+        if (known >= 16) {
+            s->has_disk_size = true;
+            s->disk_size = qc_be64(extra + 8);
+        }
+        if (known >= 24) {
+            s->has_icount = true;
+            s->icount = qc_be64(extra + 16);
+        }
+        s->extra = malloc(s->extra_data_size ? s->extra_data_size : 1);
+        if (!s->extra) {
+            e = -ENOMEM;
+            goto out;
+        }
+        memcpy(s->extra, extra, known);
+        if (s->extra_data_size > sizeof extra) {
+            size_t unknown = s->extra_data_size - sizeof extra;
+            if ((e = qc_reader_read(&rd, pos, s->extra + sizeof extra, unknown)) < 0) {
+                *err = io_message("Could not read snapshot table", e);
+                goto out;
+            }
+            pos += unknown;
+        }
+        s->id_str = malloc((size_t)s->id_str_size + 1);
+        s->name = malloc((size_t)s->name_size + 1);
+        if (!s->id_str || !s->name) {
+            e = -ENOMEM;
+            goto out;
+        }
+        if ((e = qc_reader_read(&rd, pos, s->id_str, s->id_str_size)) < 0) {
+            *err = io_message("Failed to read snapshot table", e);
+            goto out;
+        }
+        s->id_str[s->id_str_size] = '\0';
+        pos += s->id_str_size;
+        if ((e = qc_reader_read(&rd, pos, s->name, s->name_size)) < 0) {
+            *err = io_message("Failed to read snapshot table", e);
+            goto out;
+        }
+        s->name[s->name_size] = '\0';
+        pos += s->name_size;
+        s->entry_len = qc_snapshot_entry_size(s);
+
+        table_length += QC_SNAPSHOT_ENTRY_FIXED + (uint64_t)s->extra_data_size +
+                        s->id_str_size + s->name_size;
+        if (table_length > QC_SNAPSHOT_TABLE_MAX || pos - offset > 0x7fffffffull) {
+            e = -EFBIG;
+            *err = strdup("Snapshot table is too big");
+            *hint = strdup_printf("You can force-remove all %u overhanging snapshots with qemu-img check -r all",
+                                  nb - i, 0);
+            goto out;
+        }
+    }
+    t->size = pos - offset;
+out:
+    qc_reader_free(&rd);
+    if (e < 0 && !*err && e != -ENOMEM)
+        *err = io_message("Failed to read snapshot table", e);
+    return e;
 }

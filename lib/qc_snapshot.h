@@ -49,6 +49,16 @@ int qc_snapshot_table_parse(struct qc_snapshot_table *t, const uint8_t *buf, siz
                             uint64_t offset, uint32_t nb);
 void qc_snapshot_table_free(struct qc_snapshot_table *t);
 
+/* Reads NB entries at OFFSET as QEMU 7.2 reads the table for a check
+ * (qcow2_do_read_snapshots without repair): zeros past the end of the file,
+ * the same limits and the same order of failures.  T->size gets the byte
+ * length QEMU counts (end of the last name, not padded).  On failure
+ * returns -errno and sets *ERR (and *HINT when QEMU adds one; both
+ * malloc'ed); T keeps the entries read before the failure. */
+struct qc_file;
+int qc_snapshot_table_read_qemu(struct qc_file *f, uint64_t offset, uint32_t nb,
+                                struct qc_snapshot_table *t, char **err, char **hint);
+
 /* Serializes entry S (with the extra data it has) into OUT (capacity
  * qc_snapshot_entry_size(S)); returns bytes written. */
 uint64_t qc_snapshot_entry_size(const struct qc_snapshot *s);
