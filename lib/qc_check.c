@@ -303,7 +303,7 @@ static int l2_entry_slow(struct qc_check *c, struct walk *w, unsigned j, uint64_
         r = inc_range(c, d.offset, (int64_t)d.size, &ref);
         if (r < 0)
             return r;
-        if (r > 0 && d.offset + d.size > c->file_len)
+        if (r > 0 && d.offset + d.size > c->f->size)
             qc_check_emit(c, QC_P_COMPRESSED_PAST_EOF, QC_SEV_INFO, 0, d.offset,
                           d.offset >> c->cb,
                           "compressed cluster at 0x%" PRIx64 " (%" PRIu64 " bytes) runs past the "
@@ -461,7 +461,7 @@ static int l1_entry(struct qc_check *c, struct walk *w, uint64_t i, uint64_t e, 
         return r;
     if (r > 0 && qc_imrt_flags_or(&c->imrt, l2 >> c->cb, QC_IMRT_F_L2) < 0)
         return -ENOMEM;
-    if (r > 0 && l2 + c->cs > c->file_len)
+    if (r > 0 && l2 + c->cs > c->f->size)
         qc_check_emit(c, QC_P_L2_PAST_EOF, QC_SEV_INFO, 0, l2, l2 >> c->cb,
                       "L2 table at 0x%" PRIx64 " (L1 index %" PRIu64 ") ends past the end of the "
                       "file; its missing part reads as zeros", l2, i);
@@ -499,7 +499,7 @@ static int walk_l1_entries(struct qc_check *c, struct walk *w, const uint64_t *e
             continue;
         }
         off = e & QC_L1E_OFFSET_MASK;
-        if (off >= c->file_len) {
+        if (off >= c->f->size) {
             /* reads as zeros: nothing to read or to scan */
             if ((r = l1_entry(c, w, base + i, e, NULL)) < 0)
                 return r;
@@ -537,7 +537,7 @@ static int check_l1(struct qc_check *c, uint64_t l1_off, uint32_t l1_size, bool 
                    active ? 0 : (uint64_t)snapshot);
     if (r < 0)
         return r;
-    if (!active && r > 0 && l1_off + bytes > c->file_len)
+    if (!active && r > 0 && l1_off + bytes > c->f->size)
         qc_check_emit(c, QC_P_SNAPSHOT_L1_PAST_EOF, QC_SEV_INFO, 0, l1_off, l1_off >> c->cb,
                       "L1 table of snapshot %" PRId64 " ends past the end of the file", snapshot);
     if (!qc_qemu_read_ok(l1_off, bytes)) {
@@ -554,7 +554,7 @@ static int check_l1(struct qc_check *c, uint64_t l1_off, uint32_t l1_size, bool 
     {
         uint64_t *ents = malloc(L1_WINDOW * sizeof *ents);
         uint8_t *raw = malloc(L1_WINDOW * 8);
-        uint64_t in_file = l1_off < c->file_len ? c->file_len - l1_off : 0;
+        uint64_t in_file = l1_off < c->f->size ? c->f->size - l1_off : 0;
         uint64_t n = (in_file + 7) / 8 < l1_size ? (in_file + 7) / 8 : l1_size;
         if (!ents || !raw) {
             free(ents);
@@ -628,7 +628,7 @@ static int check_bitmaps(struct qc_check *c)
             r = inc_range(c, off, (int64_t)c->cs, &ref);
             if (r < 0)
                 break;
-            if (r > 0 && off + c->cs > c->file_len)
+            if (r > 0 && off + c->cs > c->f->size)
                 qc_check_emit(c, QC_P_BITMAP_TABLE_DAMAGE, QC_SEV_INFO, 0, off, off >> c->cb,
                               "bitmap '%s': data cluster %u ends past the end of the file",
                               b->name, j);
@@ -675,7 +675,7 @@ static int check_refblocks(struct qc_check *c)
             r = inc_simple(c, off, (int64_t)c->cs, QC_ROLE_REFBLOCK, i);
             if (r < 0)
                 return r;
-            if (r > 0 && off + c->cs > c->file_len)
+            if (r > 0 && off + c->cs > c->f->size)
                 qc_check_emit(c, QC_P_REFBLOCK_PAST_EOF, QC_SEV_INFO, 0, off, k,
                               "refcount block %" PRIu64 " ends past the end of the file; its "
                               "missing part reads as zeros", i);
@@ -993,7 +993,7 @@ static int check_oflag_copied(struct qc_check *c)
                 break;
         }
         /* a table past the end of the file reads as zeros: no entries */
-        if (!data_pass || l2 >= c->file_len)
+        if (!data_pass || l2 >= c->f->size)
             continue;
         if ((r = qc_file_read_qemu(c->f, l2, t, (size_t)c->cs)) < 0) {
             qc_check_emit(c, QC_P_CHECK_IO_ERROR, QC_SEV_ERROR, PRINT, l2, QC_NO_OFFSET,

@@ -67,7 +67,7 @@ struct qc_check {
     uint64_t l2_entries;
     bool data_file;            /* an external data file is in use */
     uint64_t disk_len;         /* virtual size rounded down to 512 */
-    uint64_t file_len;
+    uint64_t file_len;         /* as QEMU sees it: rounded up to 512 bytes */
 
     /* what the open left (as QEMU holds it) */
     uint64_t l1_offset;

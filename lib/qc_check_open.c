@@ -444,12 +444,13 @@ static int keep_state(struct qc_check *c)
     c->l2_entries = c->cs / c->l2_esize;
     c->data_file = (h->incompatible_features & QC_INCOMPAT_DATA_FILE) != 0;
     c->disk_len = h->size / 512 * 512;
-    c->file_len = c->f->size;
+    /* QEMU's length of a file is a whole number of 512-byte sectors */
+    c->file_len = (c->f->size + 511) & ~511ull;
     c->l1_offset = h->l1_table_offset;
     c->l1_size = h->l1_size;
 
     /* the active L1 table, as far as the file holds it */
-    in_file = c->l1_offset < c->file_len ? c->file_len - c->l1_offset : 0;
+    in_file = c->l1_offset < c->f->size ? c->f->size - c->l1_offset : 0;
     if (in_file > (uint64_t)c->l1_size * 8)
         in_file = (uint64_t)c->l1_size * 8;
     c->l1_stored = (in_file + 7) / 8;
