@@ -50,6 +50,7 @@ struct qc_check_result {
     enum qc_check_status status;
     int error;                  /* -errno of a FAILED check */
     char *message;              /* the open error or "Check failed" cause */
+    const char *format;         /* driver QEMU probed: "qcow2", "qcow", "raw"; NULL unopened */
     int64_t corruptions, leaks, check_errors;
     int64_t corruptions_fixed, leaks_fixed;
     uint64_t image_end_offset;

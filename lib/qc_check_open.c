@@ -507,6 +507,7 @@ int qc_check_open(struct qc_check *c)
     }
     c->img_open = true;
     kind = probe(&c->img.file);
+    c->res->format = kind == PROBE_QCOW2 ? "qcow2" : kind == PROBE_QCOW ? "qcow" : "raw";
     if (kind == PROBE_RAW) {
         fail_open(c, QC_P_NOT_QCOW2, QC_CHECK_UNSUPPORTED,
                   strdup("This image format does not support checks"));

@@ -101,9 +101,7 @@ static struct json_object *result_json(const char *path, const struct qc_check_r
     } else {
         /* qemu-img prints nothing here; scripts still get one object per image */
         json_object_object_add(o, "filename", qc_json_text(path));
-        json_object_object_add(o, "format",
-                               r->status == QC_CHECK_UNSUPPORTED ? NULL
-                                                                 : json_object_new_string("qcow2"));
+        json_object_object_add(o, "format", r->format ? json_object_new_string(r->format) : NULL);
         json_object_object_add(o, "error", qc_json_text(r->message));
     }
     json_object_object_add(o, "problems", qc_json_problems(&r->problems));
