@@ -266,6 +266,19 @@ void qc_json_print(FILE *out, struct json_object *o)
     /* json-c indents by two spaces; the documents we print use four.
      * Strings never hold a raw newline, so leading spaces are indentation. */
     for (; *s; s++) {
+        /* an empty array or object on one line: [] and {} */
+        if ((*s == '[' || *s == '{') && s[1] == '\n') {
+            const char *q = s + 2;
+            while (*q == ' ')
+                q++;
+            if (*q == (*s == '[' ? ']' : '}')) {
+                fputc(*s, out);
+                fputc(*q, out);
+                s = q;
+                line_start = false;
+                continue;
+            }
+        }
         if (line_start && *s == ' ')
             fputs("  ", out);
         else
