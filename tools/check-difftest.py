@@ -91,6 +91,17 @@ BASES = {
                 [io('{img}', ['write -P 5 1M 64k'])], ['base']),
     'datafile': ('data_file={base}.data', '16M', [io('{img}', writes(3, 1 << 20, 65536))], ['data']),
     'prealloc': ('preallocation=metadata', '8M', [io('{img}', ['write -P 1 0 64k'])], []),
+    'multi': ('cluster_size=1024', '8M', [io('{img}', writes(12, 600000, 5000)),
+                                          'qemu-img snapshot -c a {img}',
+                                          io('{img}', writes(5, 900000, 3000, 7) + ['write -c -P 3 7M 1k']),
+                                          'qemu-img snapshot -c b {img}',
+                                          io('{img}', ['write -P 4 0 2k', 'write -z 1M 8k'])], []),
+    'dfcomp': ('data_file={base}.data,cluster_size=4096', '8M', [io('{img}', writes(4, 1 << 20, 8192))], ['data']),
+    'snap3': ('cluster_size=4096,refcount_bits=8', '8M',
+              [io('{img}', writes(3, 1 << 20, 8192)), 'qemu-img snapshot -c x {img}',
+               io('{img}', ['write -P 9 0 4k']), 'qemu-img snapshot -c y {img}',
+               io('{img}', ['write -P 8 1M 4k']), 'qemu-img snapshot -c z {img}',
+               'qemu-img snapshot -d y {img}'], []),
 }
 
 
@@ -392,7 +403,49 @@ def mut_ext(rnd, b, L):
             b[a] = rnd.getrandbits(8)
 
 
-MUTATORS = [(mut_header, 10), (mut_l1, 12), (mut_l2, 22), (mut_reftable, 10), (mut_refblock, 14),
+def mut_hostile_header(rnd, b, L):
+    flen = len(b)
+    for _ in range(rnd.randrange(1, 4)):
+        off, n = rnd.choice([(36, 4), (40, 8), (48, 8), (56, 4), (60, 4), (64, 8), (24, 8)])
+        put(b, off, n, rnd.choice([0, 1, 2, 4194304, 4194305, 0x7fffffff, interesting(rnd, L, flen),
+                                  rnd.randrange(0, max(1, flen // max(1, L.cs) + 2)) * L.cs]))
+
+
+def mut_odd_length(rnd, b, L):
+    n = rnd.choice([1, 7, 8, 100, 511, 513, L.cs - 1])
+    if rnd.random() < 0.5 and len(b) > n:
+        del b[len(b) - n:]
+    else:
+        b.extend(bytes(n))
+
+
+def mut_compressed(rnd, b, L):
+    if not L.l2e:
+        return mut_l2(rnd, b, L)
+    a = rnd.choice(L.l2e)
+    sh = 62 - (L.cb - 8)
+    nsec = rnd.choice([0, 1, 2, (1 << (L.cb - 8)) - 1])
+    off = rnd.choice([len(b) - 1, len(b) - 700, len(b) + 10, (len(b) // L.cs) * L.cs - 3,
+                      rnd.randrange(0, len(b)), L.l1_off, 0, L.rt_off + 5])
+    put(b, a, 8, (1 << 62) | (rnd.random() < 0.2 and (1 << 63) or 0) | (nsec << sh) | (max(0, off) & ((1 << sh) - 1)))
+
+
+def mut_snapshot_table(rnd, b, L):
+    if not L.snaps:
+        return mut_snapshot(rnd, b, L)
+    r = rnd.random()
+    if r < 0.3:
+        # move the table pointer to another place in the file
+        put(b, 64, 8, rnd.choice([L.snap_off + L.cs, 0, L.l1_off, L.rt_off, len(b) - (len(b) % L.cs)]))
+    elif r < 0.6:
+        put(b, 60, 4, rnd.choice([0, 1, len(L.snaps) + 1, len(L.snaps) + 5, 1000]))
+    else:
+        p, l1o, l1s = rnd.choice(L.snaps)
+        put(b, p + 36, 4, rnd.choice([0, 16, 24, 40, 1024, 1023]))
+        put(b, p + 12, 2, rnd.choice([0, 1, 3]))
+
+
+MUTATORS = [(mut_hostile_header, 4), (mut_odd_length, 3), (mut_compressed, 4), (mut_snapshot_table, 3), (mut_header, 10), (mut_l1, 12), (mut_l2, 22), (mut_reftable, 10), (mut_refblock, 14),
             (mut_snapshot, 8), (mut_bitmap, 4), (mut_truncate, 6), (mut_extend, 2),
             (mut_random, 8), (mut_ext, 4)]
 
