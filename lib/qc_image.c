@@ -125,7 +125,7 @@ static bool validate_extensions(struct qc_image *img)
     for (size_t i = 0; i < l->n; i++) {
         const struct qc_ext *e = &l->v[i];
 
-        if (l->status == QC_EXT_TOO_LARGE && i == l->n - 1) {
+        if (l->status == QC_EXT_TOO_LARGE && e->offset == l->bad_offset) {
             qc_problem_add(p, QC_P_EXT_TOO_LARGE, e->offset, "Header extension too large");
             return false;
         }
