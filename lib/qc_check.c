@@ -20,8 +20,11 @@
 #include "qc_endian.h"
 #include "qc_header.h"
 #include "qc_l2.h"
+#include "qc_prefetch.h"
 
-#define TBUF_MIN    (4u << 20)    /* batched table reads */
+#define TBUF_MIN    (2u << 20)    /* batched table reads */
+#define PREFETCH_BATCH (1u << 20) /* read-ahead batches */
+#define PREFETCH_THREAD_MIN 64    /* tables from which a reader thread pays */
 #define L1_WINDOW   65536u        /* entries of a snapshot L1 read at a time */
 
 const char *qc_role_name(enum qc_role r)
@@ -348,7 +351,7 @@ static int l2_entry_slow(struct qc_check *c, struct walk *w, unsigned j, uint64_
                 if (!c->active_refs || k > c->active_max_cluster)
                     c->active_max_cluster = k;
                 c->active_refs = true;
-                if (k < c->imrt.size &&
+                if (k < c->flag_limit &&
                     qc_imrt_flags_or(&c->imrt, k, (e & QC_OFLAG_COPIED) ? QC_IMRT_F_COPIED
                                                                        : QC_IMRT_F_NOCOPY) < 0)
                     return -ENOMEM;
@@ -474,7 +477,7 @@ static int l1_entry(struct qc_check *c, struct walk *w, uint64_t i, uint64_t e, 
         if (!c->active_refs || k > c->active_max_cluster)
             c->active_max_cluster = k;
         c->active_refs = true;
-        if (k < c->imrt.size &&
+        if (k < c->flag_limit &&
             qc_imrt_flags_or(&c->imrt, k, (e & QC_OFLAG_COPIED) ? QC_IMRT_F_COPIED
                                                                : QC_IMRT_F_NOCOPY) < 0)
             return -ENOMEM;
@@ -523,6 +526,53 @@ static int walk_l1_entries(struct qc_check *c, struct walk *w, const uint64_t *e
     return 0;
 }
 
+struct l1_items {
+    const uint64_t *ents;
+    uint64_t file_size;
+};
+
+static uint64_t l1_item(void *opaque, uint64_t i)
+{
+    const struct l1_items *it = opaque;
+    uint64_t off = it->ents[i] & QC_L1E_OFFSET_MASK;
+
+    if (!it->ents[i] || off >= it->file_size)
+        return QC_PREFETCH_NONE;
+    return off;
+}
+
+/* The active L1 table's entries, their L2 tables read ahead. */
+static int walk_active_l1(struct qc_check *c, struct walk *w, const uint64_t *ents, uint64_t n)
+{
+    struct l1_items it = { ents, c->f->size };
+    struct qc_prefetch *pf;
+    uint64_t first, count, batch = c->cs > PREFETCH_BATCH ? c->cs : PREFETCH_BATCH;
+    const uint8_t *const *ptrs;
+    int r, e;
+
+    if (!n)
+        return 0;
+    r = qc_prefetch_start(&pf, c->f, n, c->cs, batch, l1_item, &it, n >= PREFETCH_THREAD_MIN);
+    if (r < 0)
+        return -ENOMEM;
+    while ((e = qc_prefetch_next(pf, &first, &count, &ptrs)) != 1) {
+        for (uint64_t j = 0; j < count; j++)
+            if (ents[first + j] && (r = l1_entry(c, w, first + j, ents[first + j], ptrs[j])) < 0)
+                goto out;
+        if (e < 0) {
+            qc_check_emit(c, QC_P_CHECK_IO_ERROR, QC_SEV_ERROR, PRINT,
+                          ents[first + count] & QC_L1E_OFFSET_MASK, QC_NO_OFFSET,
+                          "ERROR: I/O error in check_refcounts_l2");
+            r = e;
+            goto out;
+        }
+    }
+    r = 0;
+out:
+    qc_prefetch_stop(pf);
+    return r;
+}
+
 /* check_refcounts_l1. */
 static int check_l1(struct qc_check *c, uint64_t l1_off, uint32_t l1_size, bool active,
                     int64_t snapshot)
@@ -545,12 +595,12 @@ static int check_l1(struct qc_check *c, uint64_t l1_off, uint32_t l1_size, bool 
                       "ERROR: I/O error in check_refcounts_l1");
         return -EIO;
     }
-    if ((r = ensure_tbuf(c)) < 0)
-        return r;
     if (active) {
         /* the table read at open; past what the file holds, zeros */
-        return walk_l1_entries(c, &w, c->l1, c->l1_stored < l1_size ? c->l1_stored : l1_size, 0);
+        return walk_active_l1(c, &w, c->l1, c->l1_stored < l1_size ? c->l1_stored : l1_size);
     }
+    if ((r = ensure_tbuf(c)) < 0)
+        return r;
     {
         uint64_t *ents = malloc(L1_WINDOW * sizeof *ents);
         uint8_t *raw = malloc(L1_WINDOW * 8);
@@ -699,10 +749,13 @@ int qc_check_calculate(struct qc_check *c)
 
     if (!c->imrt_ready) {
         uint64_t nb = (c->file_len + c->cs - 1) >> c->cb;
-        if (qc_imrt_init(&c->imrt, c->order, nb) < 0) {
+        /* counting may add one entry (a reference less than a cluster past
+         * the end); flags are kept for that entry from the start */
+        if (qc_imrt_init(&c->imrt, c->order, nb) < 0 || qc_imrt_reserve(&c->imrt, nb + 1) < 0) {
             res->check_errors++;
             return -ENOMEM;
         }
+        c->flag_limit = nb + 1;
         c->imrt_ready = true;
     }
     if ((r = inc_simple(c, 0, (int64_t)c->cs, QC_ROLE_HEADER, 0)) < 0)
@@ -871,55 +924,79 @@ static void compare_block(struct qc_check *c, uint64_t lo, uint64_t hi, const ui
     }
 }
 
+struct rb_items {
+    const struct qc_refcount_disk *disk;
+    uint64_t file_size;
+};
+
+static uint64_t rb_item(void *opaque, uint64_t i)
+{
+    const struct rb_items *it = opaque;
+    uint64_t off;
+
+    if (qc_refcount_disk_block_state(it->disk, i, &off) != QC_RB_PRESENT || off >= it->file_size)
+        return QC_PREFETCH_NONE;
+    return off;
+}
+
 static int compare_refcounts(struct qc_check *c)
 {
     uint64_t nb = c->imrt.size, rbb = c->disk.rb_bits;
     uint64_t nblocks = (nb + (1ull << rbb) - 1) >> rbb;
-    uint64_t max_run;
-    int r;
+    uint64_t batch = c->cs > PREFETCH_BATCH ? c->cs : PREFETCH_BATCH;
+    struct rb_items it = { &c->disk, c->f->size };
+    struct qc_prefetch *pf;
+    const uint8_t *const *ptrs;
+    uint8_t *zero = NULL;
+    uint64_t first, count;
+    int r, e;
 
     c->highest = 0;
-    if ((r = ensure_tbuf(c)) < 0)
-        return r;
-    max_run = c->tbuf_cap / c->cs;
-    for (uint64_t idx = 0; idx < nblocks;) {
-        uint64_t lo = idx << rbb, hi = lo + (1ull << rbb), off, off2, run = 1;
-        enum qc_refblock_state st = qc_refcount_disk_block_state(&c->disk, idx, &off);
-
-        if (hi > nb)
-            hi = nb;
-        switch (st) {
-        case QC_RB_ABSENT:
-            compare_absent(c, lo, hi);
-            break;
-        case QC_RB_UNALIGNED:
-            if (!c->disk.signaled)
-                signal_unaligned(c, off, idx);
-            c->disk.signaled = true;
-            compare_unreadable(c, lo, hi);
-            break;
-        case QC_RB_UNREADABLE:
-            compare_unreadable(c, lo, hi);
-            break;
-        case QC_RB_PRESENT:
-            while (idx + run < nblocks && run < max_run &&
-                   qc_refcount_disk_block_state(&c->disk, idx + run, &off2) == QC_RB_PRESENT &&
-                   off2 == off + run * c->cs)
-                run++;
-            if ((r = qc_file_read_qemu(c->f, off, c->tbuf, (size_t)(run * c->cs))) < 0)
-                return r;
-            for (uint64_t j = 0; j < run; j++) {
-                uint64_t l = (idx + j) << rbb, h = l + (1ull << rbb);
-                if (h > nb)
-                    h = nb;
-                compare_block(c, l, h, c->tbuf + j * c->cs);
+    if (!nblocks)
+        return 0;
+    r = qc_prefetch_start(&pf, c->f, nblocks, c->cs, batch, rb_item, &it,
+                          nblocks >= PREFETCH_THREAD_MIN);
+    if (r < 0)
+        return -ENOMEM;
+    while ((e = qc_prefetch_next(pf, &first, &count, &ptrs)) != 1) {
+        for (uint64_t j = 0; j < count; j++) {
+            uint64_t idx = first + j, off;
+            uint64_t lo = idx << rbb, hi = lo + (1ull << rbb);
+            if (hi > nb)
+                hi = nb;
+            switch (qc_refcount_disk_block_state(&c->disk, idx, &off)) {
+            case QC_RB_ABSENT:
+                compare_absent(c, lo, hi);
+                break;
+            case QC_RB_UNALIGNED:
+                if (!c->disk.signaled)
+                    signal_unaligned(c, off, idx);
+                c->disk.signaled = true;
+                compare_unreadable(c, lo, hi);
+                break;
+            case QC_RB_UNREADABLE:
+                compare_unreadable(c, lo, hi);
+                break;
+            case QC_RB_PRESENT:
+                if (!ptrs[j] && !zero && !(zero = calloc(1, c->cs))) {
+                    r = -ENOMEM;
+                    goto out;
+                }
+                /* a block wholly past the end of the file reads as zeros */
+                compare_block(c, lo, hi, ptrs[j] ? ptrs[j] : zero);
+                break;
             }
-            idx += run;
-            continue;
         }
-        idx++;
+        if (e < 0) {
+            r = e;
+            goto out;
+        }
     }
-    return 0;
+    r = 0;
+out:
+    qc_prefetch_stop(pf);
+    free(zero);
+    return r;
 }
 
 /* --- check_oflag_copied -------------------------------------------------------------- */

@@ -86,6 +86,7 @@ struct qc_check {
     bool rebuild;
     uint64_t highest;
     /* OFLAG_COPIED bookkeeping of the walk (see qc_check.c) */
+    uint64_t flag_limit;       /* clusters that carry flags */
     bool active_refs;
     uint64_t active_max_cluster;
     bool oflag_datafile;

@@ -294,6 +294,8 @@ static char *open_qcow2_steps(struct qc_check *c, struct qc_image *img, const ch
         char *e;
         if (!img->data_file_name)
             return fmt_msg("'data-file' is required for this image");
+        if (!img->data_file_name[0])
+            return fmt_msg("The 'file' block driver requires a file name");
         if ((e = check_plain_file(img->data_file_name)))
             return e;
     } else if (h->autoclear_features & QC_AUTOCLEAR_DATA_RAW) {

@@ -88,6 +88,11 @@ void qc_imrt_clear(struct qc_imrt *t)
     t->big_cap = t->big_n = 0;
 }
 
+int qc_imrt_reserve(struct qc_imrt *t, uint64_t cap)
+{
+    return reserve_dir(t, cap);
+}
+
 int qc_imrt_grow(struct qc_imrt *t, uint64_t size)
 {
     int r;

@@ -61,6 +61,10 @@ void qc_imrt_free(struct qc_imrt *t);
 /* All counts and flags back to zero (keeps the size). */
 void qc_imrt_clear(struct qc_imrt *t);
 
+/* Room for entries [0, CAP) without changing the size (flags may be set
+ * up to it). */
+int qc_imrt_reserve(struct qc_imrt *t, uint64_t cap);
+
 /* Grows the logical size to at least SIZE (new entries are zero). */
 int qc_imrt_grow(struct qc_imrt *t, uint64_t size);
 
