@@ -1222,8 +1222,10 @@ int qc_check_run_opened(struct qc_check *c)
     res->total_clusters = (c->disk_len + c->cs - 1) >> c->cb;
     if ((r = qc_check_calculate(c)) < 0)
         goto failed;
-    if (c->stop_after_calculate)
+    if (c->stop_after_calculate) {
+        res->status = QC_CHECK_DONE;
         return 0;
+    }
     if ((r = compare_refcounts(c)) < 0)
         goto failed;
     if ((r = check_oflag_copied(c)) < 0)
@@ -1248,6 +1250,13 @@ failed:
 int qc_check_image(const char *path, const struct qc_check_opts *opts,
                    struct qc_check_result *r, struct qc_check **out)
 {
+    return qc_check_image_observed(path, opts, NULL, NULL, false, r, out);
+}
+
+int qc_check_image_observed(const char *path, const struct qc_check_opts *opts,
+                            void (*observer)(void *, const struct qc_ref *), void *opaque,
+                            bool count_only, struct qc_check_result *r, struct qc_check **out)
+{
     struct qc_check *c = calloc(1, sizeof *c);
 
     memset(r, 0, sizeof *r);
@@ -1260,6 +1269,9 @@ int qc_check_image(const char *path, const struct qc_check_opts *opts,
     if (opts)
         c->opts = *opts;
     c->res = r;
+    c->observer = observer;
+    c->observer_opaque = opaque;
+    c->stop_after_calculate = count_only;
     r->problems.limit = c->opts.problem_limit;
     if (qc_check_open(c) == 0) {
         /* the open's own findings (dirty bit, unknown features...) come first */

@@ -130,6 +130,13 @@ int qc_check_open(struct qc_check *c);
  * check would stop. */
 int qc_check_calculate(struct qc_check *c);
 
+/* qc_check_image with an observer of every counted reference; with
+ * COUNT_ONLY the check stops after counting (no comparison, no OFLAG pass,
+ * status stays QC_CHECK_DONE unless something failed). */
+int qc_check_image_observed(const char *path, const struct qc_check_opts *opts,
+                            void (*observer)(void *, const struct qc_ref *), void *opaque,
+                            bool count_only, struct qc_check_result *r, struct qc_check **out);
+
 /* Everything after a successful open (qc_check.c). */
 int qc_check_run_opened(struct qc_check *c);
 

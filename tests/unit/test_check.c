@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "qc_check.h"
+#include "qc_cluster.h"
 #include "qc_endian.h"
 
 #define CS 0x10000u
@@ -350,6 +351,47 @@ static void open_refusals(void **state)
     free(m.b);
 }
 
+/* What each cluster is, from the same walk. */
+static void cluster_query(void **state)
+{
+    struct img m = make_image(4);
+    uint64_t ks[] = { 0, 1, 2, 3, 4, 5, 6, 7 };
+    struct qc_cluster_info info[8];
+    char path[] = "/tmp/qc-test-cluster-XXXXXX";
+    int fd = mkstemp(path);
+    char *d;
+    (void)state;
+
+    set_refcount(&m, 6, 1);            /* a leak */
+    m.b = realloc(m.b, 7 * CS);
+    memset(m.b + 6 * CS, 0, CS);
+    m.len = 7 * CS;
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, m.b, m.len), (ssize_t)m.len);
+    close(fd);
+    assert_int_equal(qc_cluster_query(path, ks, 8, info), 0);
+    unlink(path);
+    assert_int_equal(info[0].state, QC_CLUSTER_USED);
+    assert_int_equal(info[0].uses[0].role, QC_ROLE_HEADER);
+    assert_int_equal(info[1].uses[0].role, QC_ROLE_REFTABLE);
+    assert_int_equal(info[2].uses[0].role, QC_ROLE_REFBLOCK);
+    assert_int_equal(info[3].uses[0].role, QC_ROLE_L1);
+    assert_int_equal(info[4].uses[0].role, QC_ROLE_L2);
+    assert_int_equal(info[4].uses[0].index, 0);
+    assert_int_equal(info[5].n, 1);
+    assert_int_equal(info[5].uses[0].role, QC_ROLE_DATA);
+    assert_int_equal(info[5].uses[0].guest_offset, 0);
+    d = qc_cluster_use_describe(&info[5].uses[0]);
+    assert_string_equal(d, "data of guest offset 0x0");
+    free(d);
+    assert_int_equal(info[6].state, QC_CLUSTER_LEAKED);
+    assert_int_equal(info[6].n, 0);
+    assert_int_equal(info[7].state, QC_CLUSTER_FREE);
+    for (int i = 0; i < 8; i++)
+        qc_cluster_info_free(&info[i]);
+    free(m.b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -364,6 +406,7 @@ int main(void)
         cmocka_unit_test(l2_entry_damage),
         cmocka_unit_test(snapshot_table_invalid),
         cmocka_unit_test(open_refusals),
+        cmocka_unit_test(cluster_query),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
