@@ -221,10 +221,22 @@ static bool l2_verified(struct qc_check *c, uint64_t l2_off)
     return false;
 }
 
+#define VERIFIED_SLOTS 65536u
+
 static void verify_compressed(struct qc_check *c, uint64_t coffset, uint64_t csize, uint64_t entry)
 {
+    uint64_t key = (entry & ~(3ull << 62)) + 1;
+    size_t slot;
     uint8_t *src;
     int r;
+
+    /* the same descriptor again (shared or repeated) is not inflated twice */
+    if (!c->verified_desc && !(c->verified_desc = calloc(VERIFIED_SLOTS, sizeof(uint64_t))))
+        return;
+    slot = (size_t)((key * 0x9E3779B97F4A7C15ull) >> 48) & (VERIFIED_SLOTS - 1);
+    if (c->verified_desc[slot] == key)
+        return;
+    c->verified_desc[slot] = key;
 
     if (!c->cout && !(c->cout = malloc(c->cs)))
         return;
@@ -1306,6 +1318,7 @@ void qc_check_free(struct qc_check *c)
     free(c->tbuf);
     free(c->cout);
     free(c->verified_l2);
+    free(c->verified_desc);
     free(c->path);
     free(c);
 }

@@ -111,6 +111,7 @@ struct qc_check {
     uint8_t *cout;             /* one inflated cluster */
     uint64_t *verified_l2;     /* L2 tables whose compressed clusters were inflated */
     size_t verified_cap, verified_n;
+    uint64_t *verified_desc;   /* descriptors inflated lately (direct-mapped) */
 };
 
 #define QC_EVL_NOCOUNT 0x100u   /* internal: a finding that counts nothing */
