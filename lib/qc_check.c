@@ -14,7 +14,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "qc_check_inflate.h"
 #include "qc_check_int.h"
 #include "qc_compress.h"
 #include "qc_endian.h"
@@ -227,8 +229,6 @@ static void verify_compressed(struct qc_check *c, uint64_t coffset, uint64_t csi
 {
     uint64_t key = (entry & ~(3ull << 62)) + 1;
     size_t slot;
-    uint8_t *src;
-    int r;
 
     /* the same descriptor again (shared or repeated) is not inflated twice */
     if (!c->verified_desc && !(c->verified_desc = calloc(VERIFIED_SLOTS, sizeof(uint64_t))))
@@ -237,22 +237,27 @@ static void verify_compressed(struct qc_check *c, uint64_t coffset, uint64_t csi
     if (c->verified_desc[slot] == key)
         return;
     c->verified_desc[slot] = key;
+    if (!c->inflate) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        if (qc_inflate_start(&c->inflate, c->f, c->img.hdr.compression_type, c->cs,
+                             n > 1 ? (unsigned)n : 0) < 0)
+            return;
+    }
+    qc_inflate_push(c->inflate, coffset, csize, entry);
+}
 
-    if (!c->cout && !(c->cout = malloc(c->cs)))
-        return;
-    if (!c->creader.buf && qc_reader_init(&c->creader, c->f, 1 << 20) < 0)
-        return;
-    src = malloc(csize);
-    if (!src)
-        return;
-    r = qc_reader_read(&c->creader, coffset, src, (size_t)csize);
-    if (r == 0)
-        r = qc_decompress(c->img.hdr.compression_type, src, (size_t)csize, c->cout, (size_t)c->cs);
-    if (r < 0)
-        qc_check_emit(c, QC_P_COMPRESSED_CORRUPT, QC_SEV_INFO, 0, coffset, coffset >> c->cb,
+/* The compressed clusters that did not inflate, in walk order. */
+static void report_inflate_failures(struct qc_check *c)
+{
+    struct qc_inflate_failure *f;
+    size_t n = qc_inflate_finish(c->inflate, &f);
+
+    c->inflate = NULL;
+    for (size_t i = 0; i < n; i++)
+        qc_check_emit(c, QC_P_COMPRESSED_CORRUPT, QC_SEV_INFO, 0, f[i].offset, f[i].offset >> c->cb,
                       "compressed cluster at 0x%" PRIx64 " (entry %" PRIx64 ") does not inflate "
-                      "to a full cluster", coffset, entry);
-    free(src);
+                      "to a full cluster", f[i].offset, f[i].entry);
+    free(f);
 }
 
 /* --- L1 / L2 walk -------------------------------------------------------------- */
@@ -1232,7 +1237,9 @@ int qc_check_run_opened(struct qc_check *c)
                       "the file has %" PRIu64 " clusters; qemu-img check refuses more than "
                       "2147483647 (Check failed: File too large)", nb);
     res->total_clusters = (c->disk_len + c->cs - 1) >> c->cb;
-    if ((r = qc_check_calculate(c)) < 0)
+    r = qc_check_calculate(c);
+    report_inflate_failures(c);
+    if (r < 0)
         goto failed;
     if (c->stop_after_calculate) {
         res->status = QC_CHECK_DONE;
@@ -1312,11 +1319,12 @@ void qc_check_free(struct qc_check *c)
     qc_snapshot_table_free(&c->snaps);
     qc_imrt_free(&c->imrt);
     qc_reader_free(&c->creader);
+    qc_inflate_finish(c->inflate, &c->inflate_left);
+    free(c->inflate_left);
     free(c->l1);
     free(c->ranges);
     free(c->fixes);
     free(c->tbuf);
-    free(c->cout);
     free(c->verified_l2);
     free(c->verified_desc);
     free(c->path);

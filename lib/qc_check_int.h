@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "qc_bitmap.h"
+#include "qc_check_inflate.h"
 #include "qc_check.h"
 #include "qc_ext.h"
 #include "qc_image.h"
@@ -108,7 +109,8 @@ struct qc_check {
     uint8_t *tbuf;             /* batched table reads */
     size_t tbuf_cap;
     struct qc_reader creader;  /* compressed data */
-    uint8_t *cout;             /* one inflated cluster */
+    struct qc_inflate_pool *inflate;          /* inflating compressed clusters */
+    struct qc_inflate_failure *inflate_left;  /* (freed with the context) */
     uint64_t *verified_l2;     /* L2 tables whose compressed clusters were inflated */
     size_t verified_cap, verified_n;
     uint64_t *verified_desc;   /* descriptors inflated lately (direct-mapped) */

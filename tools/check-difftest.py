@@ -97,12 +97,38 @@ BASES = {
                                           'qemu-img snapshot -c b {img}',
                                           io('{img}', ['write -P 4 0 2k', 'write -z 1M 8k'])], []),
     'dfcomp': ('data_file={base}.data,cluster_size=4096', '8M', [io('{img}', writes(4, 1 << 20, 8192))], ['data']),
+    'rc1snap': ('refcount_bits=1,cluster_size=4096', '4M',
+                [io('{img}', writes(3, 1 << 20, 8192)), 'qemu-img snapshot -c x {img}'], []),
     'snap3': ('cluster_size=4096,refcount_bits=8', '8M',
               [io('{img}', writes(3, 1 << 20, 8192)), 'qemu-img snapshot -c x {img}',
                io('{img}', ['write -P 9 0 4k']), 'qemu-img snapshot -c y {img}',
                io('{img}', ['write -P 8 1M 4k']), 'qemu-img snapshot -c z {img}',
                'qemu-img snapshot -d y {img}'], []),
 }
+
+
+def corpus_bases(work, corpus):
+    """Images of a directory of NAME.qcow2[.gz] files (with side files
+    NAME.*) as further bases."""
+    import gzip
+    made = {}
+    for fn in sorted(os.listdir(corpus)):
+        base = fn[:-3] if fn.endswith('.gz') else fn
+        if not base.endswith('.qcow2') or '.' in base[:-6]:
+            continue
+        name = base[:-6]
+        d = os.path.join(work, 'base-' + name)
+        os.makedirs(d, exist_ok=True)
+        stem = base[:-6]
+        for g in os.listdir(corpus):
+            if not g.startswith(stem + '.'):
+                continue
+            out = g[:-3] if g.endswith('.gz') else g
+            opener = gzip.open if g.endswith('.gz') else open
+            with opener(os.path.join(corpus, g), 'rb') as src, open(os.path.join(d, out), 'wb') as dst:
+                shutil.copyfileobj(src, dst)
+        made[name] = d
+    return made
 
 
 def make_bases(work, names):
@@ -445,7 +471,36 @@ def mut_snapshot_table(rnd, b, L):
         put(b, p + 12, 2, rnd.choice([0, 1, 3]))
 
 
-MUTATORS = [(mut_hostile_header, 4), (mut_odd_length, 3), (mut_compressed, 4), (mut_snapshot_table, 3), (mut_header, 10), (mut_l1, 12), (mut_l2, 22), (mut_reftable, 10), (mut_refblock, 14),
+def mut_garbage_table(rnd, b, L):
+    # a table full of mixed entries
+    tabs = L.l2s + L.rbs + [L.l1_off]
+    t = rnd.choice([x for x in tabs if x] or [0])
+    n = rnd.choice([4, 16, 64])
+    for i in range(n):
+        a = t + 8 * rnd.randrange(0, max(1, L.cs // 8))
+        put(b, a, 8, rnd.choice([rnd.getrandbits(64), entry_value(rnd, b, L, be(b, a, 8), 'x'),
+                                 (1 << 63) | ((rnd.randrange(0, max(1, len(b) // L.cs + 2)) * L.cs)),
+                                 (1 << 62) | rnd.getrandbits(40), 1, 0]))
+
+
+def mut_l1_elsewhere(rnd, b, L):
+    # the L1 table pointer moved onto other metadata or data, maybe grown
+    put(b, 40, 8, rnd.choice([0, L.rt_off, L.snap_off] + L.l2s[:3] + L.rbs[:2] +
+                             [(rnd.randrange(0, max(1, len(b) // L.cs + 1))) * L.cs]))
+    if rnd.random() < 0.5:
+        put(b, 36, 4, rnd.choice([L.l1_size, L.l1_size + 1, 64, 512, 8192, L.cs // 8]))
+
+
+def mut_snap_shares(rnd, b, L):
+    if not L.snaps:
+        return mut_snapshot(rnd, b, L)
+    p, l1o, l1s = rnd.choice(L.snaps)
+    put(b, p, 8, rnd.choice([L.l1_off] + [s[1] for s in L.snaps] + L.l2s[:2] + [L.rt_off]))
+    if rnd.random() < 0.5:
+        put(b, p + 8, 4, rnd.choice([L.l1_size, 1, 2, L.cs // 8]))
+
+
+MUTATORS = [(mut_garbage_table, 5), (mut_l1_elsewhere, 3), (mut_snap_shares, 2), (mut_hostile_header, 4), (mut_odd_length, 3), (mut_compressed, 4), (mut_snapshot_table, 3), (mut_header, 10), (mut_l1, 12), (mut_l2, 22), (mut_reftable, 10), (mut_refblock, 14),
             (mut_snapshot, 8), (mut_bitmap, 4), (mut_truncate, 6), (mut_extend, 2),
             (mut_random, 8), (mut_ext, 4)]
 
@@ -549,6 +604,7 @@ def main():
     ap.add_argument('--timeout', type=float, default=20)
     ap.add_argument('--bases', default=','.join(BASES))
     ap.add_argument('--quiet', action='store_true')
+    ap.add_argument('--corpus', help='also damage the NAME.qcow2[.gz] images of this directory')
     args = ap.parse_args()
     args.bin = os.path.abspath(args.bin)
     own_work = not args.work
@@ -557,6 +613,10 @@ def main():
     os.makedirs(args.work, exist_ok=True)
     names = [n for n in args.bases.split(',') if n]
     bases = make_bases(args.work, names)
+    if args.corpus:
+        extra = corpus_bases(args.work, args.corpus)
+        bases.update(extra)
+        names += sorted(extra)
     rnd = random.Random(args.seed)
     cases = []
     for i in range(args.count):
