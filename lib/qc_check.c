@@ -57,13 +57,23 @@ void qc_check_emit(struct qc_check *c, enum qc_problem_kind kind, enum qc_severi
     struct qc_check_result *res = c->res;
     struct qc_check_event ev = { 0 };
     struct qc_problem *p = NULL;
-    char *line = NULL;
+    char buf[512], *line = buf, *heap = NULL;
     va_list ap;
+    int n;
 
+    /* hostile images can make millions of lines: no allocation per line */
     va_start(ap, fmt);
-    if (vasprintf(&line, fmt, ap) < 0)
-        line = NULL;
+    n = vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
+    if (n < 0) {
+        buf[0] = '\0';
+    } else if ((size_t)n >= sizeof buf) {
+        va_start(ap, fmt);
+        if (vasprintf(&heap, fmt, ap) < 0)
+            heap = NULL;
+        va_end(ap);
+        line = heap;
+    }
 
     if (kind != QC_P_QEMU_REPORT) {
         if (!(flags & QC_EVL_NOCOUNT)) {
@@ -85,7 +95,7 @@ void qc_check_emit(struct qc_check *c, enum qc_problem_kind kind, enum qc_severi
         ev.flags = flags & (QC_EVL_PRINTED | QC_EVL_PROGNAME | QC_EVL_NO_NL);
         c->opts.sink(c->opts.opaque, &ev);
     }
-    free(line);
+    free(heap);
 }
 
 #define PRINT QC_EVL_PRINTED
@@ -414,10 +424,17 @@ static int check_l2(struct qc_check *c, struct walk *w, const uint8_t *t)
     uint64_t allocated = 0, fragmented = 0, next = 0;
     size_t cur = SIZE_MAX;
     uint8_t *cells = NULL, *fl = NULL;
+    bool empty = true;
+    size_t slot;
     int r;
 
     if (!t)
         return 0;   /* entirely past the end of the file: all zeros */
+    /* tables known to be empty are not scanned again (hostile L1 tables
+     * may name one millions of times) */
+    slot = (size_t)(((w->l2_offset + 1) * 0x9E3779B97F4A7C15ull) >> 54);
+    if (c->empty_l2[slot] == w->l2_offset + 1)
+        return 0;
     if (w->verify && l2_verified(c, w->l2_offset))
         w->verify = false;
     for (uint64_t j = 0; j < n; j++) {
@@ -426,6 +443,7 @@ static int check_l2(struct qc_check *c, struct walk *w, const uint8_t *t)
 
         if (!(e | bm))
             continue;
+        empty = false;
         off = e & QC_L2E_OFFSET_MASK;
         if (fast_ok && !((e & ~plain) | (off & cmask)) && off - 1 < lim && !((bm >> 32) & bm)) {
             uint64_t k = off >> cb, ki = k & (QC_IMRT_CHUNK - 1);
@@ -454,6 +472,8 @@ static int check_l2(struct qc_check *c, struct walk *w, const uint8_t *t)
         res->allocated_clusters += allocated;
         res->fragmented_clusters += fragmented;
     }
+    if (empty)
+        c->empty_l2[slot] = w->l2_offset + 1;
     return 0;
 }
 
@@ -1059,6 +1079,9 @@ static int oflag_refcount(struct qc_check *c, uint64_t k, bool copied, uint64_t 
 
 static int check_oflag_copied(struct qc_check *c)
 {
+    uint64_t *clean;       /* tables with no mismatch (offset + 1, direct-mapped) */
+    uint64_t nmis;
+    size_t slot;
     bool data_pass;
     uint8_t *t;
     int r = 0;
@@ -1068,8 +1091,12 @@ static int check_oflag_copied(struct qc_check *c)
         return 0;
     data_pass = true;
     t = malloc(c->cs);
-    if (!t)
+    clean = calloc(1024, sizeof *clean);
+    if (!t || !clean) {
+        free(t);
+        free(clean);
         return -ENOMEM;
+    }
     for (uint64_t i = 0; i < c->l1_size && i < c->l1_stored; i++) {
         uint64_t e = c->l1[i], l2 = e & QC_L1E_OFFSET_MASK, v = 0;
         bool mismatch;
@@ -1086,9 +1113,14 @@ static int check_oflag_copied(struct qc_check *c)
             if ((r = add_fix(c, c->l1_offset + 8 * i, e, e ^ QC_OFLAG_COPIED, true)) < 0)
                 break;
         }
-        /* a table past the end of the file reads as zeros: no entries */
+        /* a table past the end of the file reads as zeros: no entries;
+         * an empty table or one found clean before needs no second look */
         if (!data_pass || l2 >= c->f->size)
             continue;
+        slot = (size_t)(((l2 + 1) * 0x9E3779B97F4A7C15ull) >> 54);
+        if (c->empty_l2[slot] == l2 + 1 || clean[slot] == l2 + 1)
+            continue;
+        nmis = 0;
         if ((r = qc_file_read_qemu(c->f, l2, t, (size_t)c->cs)) < 0) {
             qc_check_emit(c, QC_P_CHECK_IO_ERROR, QC_SEV_ERROR, PRINT, l2, QC_NO_OFFSET,
                           "ERROR: Could not read L2 table: %s", strerror(-r));
@@ -1112,6 +1144,7 @@ static int check_oflag_copied(struct qc_check *c)
                 continue;
             }
             if (mismatch) {
+                nmis++;
                 qc_check_emit(c, QC_P_OFLAG_COPIED, QC_SEV_CORRUPTION, PRINT,
                               l2 + j * c->l2_esize, d >> c->cb,
                               "ERROR OFLAG_COPIED data cluster: l2_entry=%" PRIx64 " refcount=%" PRIu64,
@@ -1122,8 +1155,11 @@ static int check_oflag_copied(struct qc_check *c)
         }
         if (r < 0)
             break;
+        if (!nmis)
+            clean[slot] = l2 + 1;
     }
     free(t);
+    free(clean);
     return r;
 }
 

@@ -114,6 +114,7 @@ struct qc_check {
     uint64_t *verified_l2;     /* L2 tables whose compressed clusters were inflated */
     size_t verified_cap, verified_n;
     uint64_t *verified_desc;   /* descriptors inflated lately (direct-mapped) */
+    uint64_t empty_l2[1024];   /* L2 tables found empty (offset + 1, direct-mapped) */
 };
 
 #define QC_EVL_NOCOUNT 0x100u   /* internal: a finding that counts nothing */

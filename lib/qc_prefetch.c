@@ -35,7 +35,7 @@ struct qc_prefetch {
 static uint64_t fill_slot(struct qc_prefetch *p, struct slot *s, uint64_t i)
 {
     uint64_t end = i + p->per_slot;
-    uint64_t run_off = 0, run_len = 0;
+    uint64_t run_off = 0, run_len = 0, prev_off = QC_PREFETCH_NONE;
     size_t pos = 0, run_pos = 0;
 
     if (end > p->n)
@@ -48,6 +48,12 @@ static uint64_t fill_slot(struct qc_prefetch *p, struct slot *s, uint64_t i)
             s->ptrs[i - s->first] = NULL;
             continue;
         }
+        /* the same table as the one before: its bytes once */
+        if (i > s->first && off == prev_off && s->ptrs[i - 1 - s->first]) {
+            s->ptrs[i - s->first] = s->ptrs[i - 1 - s->first];
+            continue;
+        }
+        prev_off = off;
         if (run_len && off != run_off + run_len) {
             s->err = qc_file_read_qemu(p->f, run_off, s->buf + run_pos, (size_t)run_len);
             if (s->err < 0)

@@ -617,18 +617,18 @@ def main():
         extra = corpus_bases(args.work, args.corpus)
         bases.update(extra)
         names += sorted(extra)
-    rnd = random.Random(args.seed)
-    cases = []
-    for i in range(args.count):
+    def make_case(i):
+        # each case from its own generator: cases are made when run
+        rnd = random.Random('%d/%d' % (args.seed, i))
         name = rnd.choice(names)
         with open(os.path.join(bases[name], name + '.qcow2'), 'rb') as f:
             data = f.read()
         data, kinds = damage(rnd, data)
-        cases.append((i, bases[name], name, data, kinds))
+        return compare_case(args, i, bases[name], name, data, kinds)
     counts = {'ok': 0, 'diff': 0, 'crash': 0, 'skip': 0}
     rcs = {}
     with ThreadPoolExecutor(max_workers=args.jobs) as ex:
-        for res in ex.map(lambda c: compare_case(args, *c), cases):
+        for res in ex.map(make_case, range(args.count)):
             st, i, name, kinds, why, d = res
             counts[st] += 1
             if st == 'ok':
