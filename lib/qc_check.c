@@ -274,6 +274,7 @@ static void report_inflate_failures(struct qc_check *c)
 
 struct walk {
     bool active;
+    uint64_t l1_table;         /* file offset of the L1 table */
     int64_t snapshot;
     uint64_t l1_index;
     uint64_t l2_offset;
@@ -350,19 +351,19 @@ static int l2_entry_slow(struct qc_check *c, struct walk *w, unsigned j, uint64_
     case QC_CT_ZERO_ALLOC:
     case QC_CT_NORMAL: {
         uint64_t off = e & QC_L2E_OFFSET_MASK;
-        uint64_t k = off >> c->cb;
+        uint64_t k = off >> c->cb, at = w->l2_offset + (uint64_t)j * c->l2_esize;
         if ((bm >> 32) & bm)
-            qc_check_emit(c, QC_P_SUBCLUSTER_BITMAP, QC_SEV_CORRUPTION, PRINT, off, k,
+            qc_check_emit(c, QC_P_SUBCLUSTER_BITMAP, QC_SEV_CORRUPTION, PRINT, at, k,
                           "ERROR offset=%" PRIx64 ": Allocated cluster has corrupted subcluster "
                           "allocation bitmap", off);
         if (off & (c->cs - 1)) {
             bool has_data = c->extl2 ? (bm & 0xFFFFFFFFull) != 0 : !(e & QC_OFLAG_ZERO);
             if (!has_data)
-                qc_check_emit(c, QC_P_L2_UNALIGNED, QC_SEV_CORRUPTION, PRINT, off, k,
+                qc_check_emit(c, QC_P_L2_UNALIGNED, QC_SEV_CORRUPTION, PRINT, at, k,
                               "ERROR offset=%" PRIx64 ": Preallocated cluster is not properly "
                               "aligned; L2 entry corrupted.", off);
             else
-                qc_check_emit(c, QC_P_L2_UNALIGNED, QC_SEV_CORRUPTION, PRINT, off, k,
+                qc_check_emit(c, QC_P_L2_UNALIGNED, QC_SEV_CORRUPTION, PRINT, at, k,
                               "ERROR offset=%" PRIx64 ": Data cluster is not properly aligned; "
                               "L2 entry corrupted.", off);
         }
@@ -494,7 +495,7 @@ static int l1_entry(struct qc_check *c, struct walk *w, uint64_t i, uint64_t e, 
     int r;
 
     if (e & QC_L1E_RESERVED_MASK)
-        qc_check_emit(c, QC_P_L1_RESERVED, QC_SEV_CORRUPTION, PRINT, l2, QC_NO_OFFSET,
+        qc_check_emit(c, QC_P_L1_RESERVED, QC_SEV_CORRUPTION, PRINT, w->l1_table + 8 * i, QC_NO_OFFSET,
                       "ERROR found L1 entry with reserved bits set: %" PRIx64, e);
     r = inc_range(c, l2, (int64_t)c->cs, &ref);
     if (r < 0)
@@ -506,7 +507,8 @@ static int l1_entry(struct qc_check *c, struct walk *w, uint64_t i, uint64_t e, 
                       "L2 table at 0x%" PRIx64 " (L1 index %" PRIu64 ") ends past the end of the "
                       "file; its missing part reads as zeros", l2, i);
     if (l2 & (c->cs - 1))
-        qc_check_emit(c, QC_P_L2_TABLE_UNALIGNED, QC_SEV_CORRUPTION, PRINT, l2, l2 >> c->cb,
+        qc_check_emit(c, QC_P_L2_TABLE_UNALIGNED, QC_SEV_CORRUPTION, PRINT, w->l1_table + 8 * i,
+                      l2 >> c->cb,
                       "ERROR l2_offset=%" PRIx64 ": Table is not cluster aligned; L1 entry corrupted",
                       l2);
     if (w->active && l2) {
@@ -614,7 +616,7 @@ out:
 static int check_l1(struct qc_check *c, uint64_t l1_off, uint32_t l1_size, bool active,
                     int64_t snapshot)
 {
-    struct walk w = { active, snapshot, 0, 0, 0, c->opts.verify_compressed };
+    struct walk w = { active, l1_off, snapshot, 0, 0, 0, c->opts.verify_compressed };
     uint64_t bytes = (uint64_t)l1_size * 8;
     int r;
 
