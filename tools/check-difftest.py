@@ -99,6 +99,8 @@ BASES = {
     'dfcomp': ('data_file={base}.data,cluster_size=4096', '8M', [io('{img}', writes(4, 1 << 20, 8192))], ['data']),
     'rc1snap': ('refcount_bits=1,cluster_size=4096', '4M',
                 [io('{img}', writes(3, 1 << 20, 8192)), 'qemu-img snapshot -c x {img}'], []),
+    'luks': ('encrypt.format=luks,encrypt.key-secret=sec0', '16M', [], []),
+    'qcow1': (None, '16M', ["qemu-io -f qcow -c 'write -P 1 0 64k' -c 'write -P 2 1M 4k' {img}"], []),
     'snap3': ('cluster_size=4096,refcount_bits=8', '8M',
               [io('{img}', writes(3, 1 << 20, 8192)), 'qemu-img snapshot -c x {img}',
                io('{img}', ['write -P 9 0 4k']), 'qemu-img snapshot -c y {img}',
@@ -142,8 +144,14 @@ def make_bases(work, names):
             if 'base' in side:
                 sh('qemu-img create -f qcow2 %s.base.qcow2 16M' % name, d)
                 sh(io('%s.base.qcow2' % name, writes(4, 1 << 20, 65536, 40)), d)
-            o = opts.replace('{base}', name)
-            sh('qemu-img create -f qcow2 %s %s.qcow2 %s' % (('-o ' + o) if o else '', name, size), d)
+            if opts is None:      # the legacy qcow format
+                sh('qemu-img create -f qcow %s.qcow2 %s' % (name, size), d)
+            elif 'encrypt' in opts:
+                sh('qemu-img create -f qcow2 --object secret,id=sec0,data=abc -o %s %s.qcow2 %s'
+                   % (opts, name, size), d)
+            else:
+                o = opts.replace('{base}', name)
+                sh('qemu-img create -f qcow2 %s %s.qcow2 %s' % (('-o ' + o) if o else '', name, size), d)
             for s in steps:
                 subprocess.run(s.replace('{img}', name + '.qcow2'), cwd=d, shell=True,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
