@@ -597,8 +597,9 @@ def compare_case(args, i, base_dir, name, data, kinds):
         if out:
             return ('diff', i, name, kinds, '; '.join(out), d)
         return ('ok', i, name, kinds, 'rc%s' % q[0], d)
-    except Exception as e:  # a broken case must not stop the run
-        return ('crash', i, name, kinds, 'harness: %r' % e, d)
+    except Exception:  # a broken case must not stop the run
+        import traceback
+        return ('crash', i, name, kinds, 'harness: ' + traceback.format_exc(), d)
 
 
 def main():
@@ -612,6 +613,7 @@ def main():
     ap.add_argument('--timeout', type=float, default=20)
     ap.add_argument('--bases', default=','.join(BASES))
     ap.add_argument('--quiet', action='store_true')
+    ap.add_argument('--cases', help='only these case numbers (comma list)')
     ap.add_argument('--corpus', help='also damage the NAME.qcow2[.gz] images of this directory')
     args = ap.parse_args()
     args.bin = os.path.abspath(args.bin)
@@ -635,8 +637,11 @@ def main():
         return compare_case(args, i, bases[name], name, data, kinds)
     counts = {'ok': 0, 'diff': 0, 'crash': 0, 'skip': 0}
     rcs = {}
+    todo = range(args.count)
+    if args.cases:
+        todo = [int(x) for x in args.cases.split(',')]
     with ThreadPoolExecutor(max_workers=args.jobs) as ex:
-        for res in ex.map(make_case, range(args.count)):
+        for res in ex.map(make_case, todo):
             st, i, name, kinds, why, d = res
             counts[st] += 1
             if st == 'ok':
@@ -653,7 +658,7 @@ def main():
             if d:
                 shutil.rmtree(d, ignore_errors=True)
     print('difftest seed %d: %d images, %d agree, %d differ, %d crashes, %d not comparable'
-          % (args.seed, args.count, counts['ok'], counts['diff'], counts['crash'], counts['skip']))
+          % (args.seed, len(todo), counts['ok'], counts['diff'], counts['crash'], counts['skip']))
     if not args.quiet or True:
         print('qemu-img exit statuses of agreeing images: %s' % ', '.join('%s: %d' % kv for kv in sorted(rcs.items())))
     if own_work:
