@@ -1356,7 +1356,6 @@ void qc_check_free(struct qc_check *c)
     qc_refcount_disk_close(&c->disk);
     qc_snapshot_table_free(&c->snaps);
     qc_imrt_free(&c->imrt);
-    qc_reader_free(&c->creader);
     qc_inflate_finish(c->inflate, &c->inflate_left);
     free(c->inflate_left);
     free(c->l1);

@@ -108,7 +108,6 @@ struct qc_check {
     /* buffers */
     uint8_t *tbuf;             /* batched table reads */
     size_t tbuf_cap;
-    struct qc_reader creader;  /* compressed data */
     struct qc_inflate_pool *inflate;          /* inflating compressed clusters */
     struct qc_inflate_failure *inflate_left;  /* (freed with the context) */
     uint64_t *verified_l2;     /* L2 tables whose compressed clusters were inflated */
