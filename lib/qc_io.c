@@ -233,7 +233,12 @@ int qc_file_open(struct qc_file *f, const char *path, unsigned flags,
     if (flags & QC_OPEN_CREATE)
         oflags |= O_CREAT;
 
-    f->fd = open(path, oflags, 0644);
+    /* a read-only look leaves even the access time alone where allowed */
+    f->fd = -1;
+    if (!f->writable)
+        f->fd = open(path, oflags | O_NOATIME, 0644);
+    if (f->fd < 0)
+        f->fd = open(path, oflags, 0644);
     if (f->fd < 0)
         return -errno;
     if (fstat(f->fd, &st) < 0) {
