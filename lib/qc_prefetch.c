@@ -1,4 +1,10 @@
-/* Read-ahead of table sequences through a ring of buffers. */
+/* Read-ahead of table sequences through a ring of buffers.
+ *
+ * Items are cut into fixed batches; batch b lives in slot b % NSLOTS.
+ * Whoever is free (the reader thread, or the caller when the batch it
+ * needs is not there yet) claims the next batch in order and fills it, so
+ * both cores read when reading is the bottleneck.  The caller consumes
+ * batches strictly in order. */
 #include "qc_prefetch.h"
 
 #include <errno.h>
@@ -6,35 +12,38 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define NSLOTS 3
+#define NSLOTS 4
+
+enum slot_state { SLOT_FREE, SLOT_FILLING, SLOT_FULL, SLOT_TAKEN };
 
 struct slot {
     uint8_t *buf;
     const uint8_t **ptrs;
+    uint64_t batch;
     uint64_t first, count;
     int err;
-    bool full;
+    enum slot_state state;
 };
 
 struct qc_prefetch {
     struct qc_file *f;
-    uint64_t n, size, per_slot;
+    uint64_t n, size, per_slot, nbatches;
     qc_prefetch_item_fn fn;
     void *opaque;
+    unsigned nslots;
     struct slot slots[NSLOTS];
-    uint64_t next_item;      /* first item of the next batch to fill */
-    unsigned fill, take;     /* slot indexes */
+    uint64_t claim;          /* next batch to fill */
+    uint64_t take;           /* next batch to hand to the caller */
     bool threaded, started, stop, inited;
     pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t cv;
 };
 
-/* Fills S with the batch starting at item I: adjacent items are read with
- * one request.  Returns the first item of the following batch. */
-static uint64_t fill_slot(struct qc_prefetch *p, struct slot *s, uint64_t i)
+/* Fills S with batch B: adjacent items are read with one request. */
+static void fill_slot(struct qc_prefetch *p, struct slot *s, uint64_t b)
 {
-    uint64_t end = i + p->per_slot;
+    uint64_t i = b * p->per_slot, end = i + p->per_slot;
     uint64_t run_off = 0, run_len = 0, prev_off = QC_PREFETCH_NONE;
     size_t pos = 0, run_pos = 0;
 
@@ -78,7 +87,22 @@ static uint64_t fill_slot(struct qc_prefetch *p, struct slot *s, uint64_t i)
         i = j;
     }
     s->count = i - s->first;
-    return s->err < 0 ? p->n : i;
+}
+
+/* With the lock held: claims the next batch if its slot is free.  Returns
+ * the slot, or NULL. */
+static struct slot *claim(struct qc_prefetch *p)
+{
+    struct slot *s;
+
+    if (p->claim >= p->nbatches)
+        return NULL;
+    s = &p->slots[p->claim % p->nslots];
+    if (s->state != SLOT_FREE)
+        return NULL;
+    s->state = SLOT_FILLING;
+    s->batch = p->claim++;
+    return s;
 }
 
 static void *reader(void *arg)
@@ -86,19 +110,16 @@ static void *reader(void *arg)
     struct qc_prefetch *p = arg;
 
     pthread_mutex_lock(&p->mu);
-    while (!p->stop && p->next_item < p->n) {
-        struct slot *s = &p->slots[p->fill];
-        if (s->full) {
+    while (!p->stop && p->claim < p->nbatches) {
+        struct slot *s = claim(p);
+        if (!s) {
             pthread_cond_wait(&p->cv, &p->mu);
             continue;
         }
-        uint64_t start = p->next_item, next;
         pthread_mutex_unlock(&p->mu);
-        next = fill_slot(p, s, start);
+        fill_slot(p, s, s->batch);
         pthread_mutex_lock(&p->mu);
-        p->next_item = next;
-        s->full = true;
-        p->fill = (p->fill + 1) % NSLOTS;
+        s->state = SLOT_FULL;
         pthread_cond_broadcast(&p->cv);
     }
     pthread_mutex_unlock(&p->mu);
@@ -109,7 +130,6 @@ int qc_prefetch_start(struct qc_prefetch **out, struct qc_file *f, uint64_t n, u
                       uint64_t batch_bytes, qc_prefetch_item_fn fn, void *opaque, bool threaded)
 {
     struct qc_prefetch *p = calloc(1, sizeof *p);
-    unsigned nslots = threaded ? NSLOTS : 1;
 
     *out = NULL;
     if (!p)
@@ -118,10 +138,12 @@ int qc_prefetch_start(struct qc_prefetch **out, struct qc_file *f, uint64_t n, u
     p->n = n;
     p->size = size;
     p->per_slot = batch_bytes / size ? batch_bytes / size : 1;
+    p->nbatches = (n + p->per_slot - 1) / p->per_slot;
     p->fn = fn;
     p->opaque = opaque;
     p->threaded = threaded;
-    for (unsigned i = 0; i < nslots; i++) {
+    p->nslots = threaded ? NSLOTS : 1;
+    for (unsigned i = 0; i < p->nslots; i++) {
         p->slots[i].buf = malloc((size_t)(p->per_slot * size));
         p->slots[i].ptrs = malloc((size_t)p->per_slot * sizeof *p->slots[i].ptrs);
         if (!p->slots[i].buf || !p->slots[i].ptrs) {
@@ -131,19 +153,15 @@ int qc_prefetch_start(struct qc_prefetch **out, struct qc_file *f, uint64_t n, u
     }
     if (threaded) {
         if (pthread_mutex_init(&p->mu, NULL)) {
-            qc_prefetch_stop(p);
-            return QC_E_NOMEM;
-        }
-        if (pthread_cond_init(&p->cv, NULL)) {
+            p->threaded = false;
+        } else if (pthread_cond_init(&p->cv, NULL)) {
             pthread_mutex_destroy(&p->mu);
-            qc_prefetch_stop(p);
-            return QC_E_NOMEM;
+            p->threaded = false;
+        } else {
+            p->inited = true;
+            if (pthread_create(&p->thread, NULL, reader, p) == 0)
+                p->started = true;
         }
-        p->inited = true;
-        if (pthread_create(&p->thread, NULL, reader, p) == 0)
-            p->started = true;
-        else
-            p->threaded = false;   /* read in line instead */
     }
     *out = p;
     return 0;
@@ -154,37 +172,50 @@ int qc_prefetch_next(struct qc_prefetch *p, uint64_t *first, uint64_t *count,
 {
     struct slot *s;
 
-    if (!p->threaded) {
-        s = &p->slots[0];
-        if (p->next_item >= p->n)
+    if (!p->inited) {
+        /* one slot, filled in line */
+        if (p->take >= p->nbatches)
             return 1;
-        p->next_item = fill_slot(p, s, p->next_item);
-    } else {
-        pthread_mutex_lock(&p->mu);
-        /* hand the previous slot back */
-        if (p->slots[p->take].full && p->slots[p->take].count == UINT64_MAX) {
-            p->slots[p->take].full = false;
-            p->take = (p->take + 1) % NSLOTS;
+        s = &p->slots[0];
+        fill_slot(p, s, p->take++);
+        *first = s->first;
+        *count = s->count;
+        *ptrs = s->ptrs;
+        return s->err;
+    }
+    pthread_mutex_lock(&p->mu);
+    /* hand the previous batch back */
+    if (p->take) {
+        struct slot *prev = &p->slots[(p->take - 1) % p->nslots];
+        if (prev->state == SLOT_TAKEN) {
+            prev->state = SLOT_FREE;
             pthread_cond_broadcast(&p->cv);
         }
-        s = &p->slots[p->take];
-        while (!s->full && p->next_item < p->n)
-            pthread_cond_wait(&p->cv, &p->mu);
-        if (!s->full) {
-            pthread_mutex_unlock(&p->mu);
-            return 1;
-        }
-        pthread_mutex_unlock(&p->mu);
     }
+    if (p->take >= p->nbatches) {
+        pthread_mutex_unlock(&p->mu);
+        return 1;
+    }
+    s = &p->slots[p->take % p->nslots];
+    while (!(s->state == SLOT_FULL && s->batch == p->take)) {
+        /* rather than wait, read a batch that will be needed */
+        struct slot *mine = claim(p);
+        if (mine) {
+            pthread_mutex_unlock(&p->mu);
+            fill_slot(p, mine, mine->batch);
+            pthread_mutex_lock(&p->mu);
+            mine->state = SLOT_FULL;
+            pthread_cond_broadcast(&p->cv);
+            continue;
+        }
+        pthread_cond_wait(&p->cv, &p->mu);
+    }
+    s->state = SLOT_TAKEN;
+    p->take++;
+    pthread_mutex_unlock(&p->mu);
     *first = s->first;
     *count = s->count;
     *ptrs = s->ptrs;
-    if (p->threaded) {
-        int err = s->err;
-        /* mark as taken: released on the next call */
-        s->count = UINT64_MAX;
-        return err;
-    }
     return s->err;
 }
 
