@@ -508,7 +508,19 @@ def mut_snap_shares(rnd, b, L):
         put(b, p + 8, 4, rnd.choice([L.l1_size, 1, 2, L.cs // 8]))
 
 
-MUTATORS = [(mut_garbage_table, 5), (mut_l1_elsewhere, 3), (mut_snap_shares, 2), (mut_hostile_header, 4), (mut_odd_length, 3), (mut_compressed, 4), (mut_snapshot_table, 3), (mut_header, 10), (mut_l1, 12), (mut_l2, 22), (mut_reftable, 10), (mut_refblock, 14),
+def mut_header_storm(rnd, b, L):
+    # several header fields at once, any value: QEMU's order of refusals
+    fields = [(4, 4), (8, 8), (16, 4), (20, 4), (24, 8), (32, 4), (36, 4), (40, 8), (48, 8),
+              (56, 4), (60, 4), (64, 8), (72, 8), (80, 8), (88, 8), (96, 4), (100, 4), (104, 1)]
+    for off, n in rnd.sample(fields, rnd.randrange(2, 7)):
+        v = rnd.choice([rnd.getrandbits(8 * n), rnd.randrange(0, 64), interesting(rnd, L, len(b)),
+                        be(b, off, n) ^ (1 << rnd.randrange(0, 8 * n))])
+        if off == 4 and rnd.random() < 0.8:
+            v = rnd.choice([2, 3])
+        put(b, off, n, v)
+
+
+MUTATORS = [(mut_header_storm, 4), (mut_garbage_table, 5), (mut_l1_elsewhere, 3), (mut_snap_shares, 2), (mut_hostile_header, 4), (mut_odd_length, 3), (mut_compressed, 4), (mut_snapshot_table, 3), (mut_header, 10), (mut_l1, 12), (mut_l2, 22), (mut_reftable, 10), (mut_refblock, 14),
             (mut_snapshot, 8), (mut_bitmap, 4), (mut_truncate, 6), (mut_extend, 2),
             (mut_random, 8), (mut_ext, 4)]
 
