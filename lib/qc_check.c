@@ -283,7 +283,8 @@ struct walk {
 };
 
 /* Every L2 entry kind but the common one (check_refcounts_l2's switch). */
-static int l2_entry_slow(struct qc_check *c, struct walk *w, unsigned j, uint64_t e, uint64_t bm)
+static __attribute__((noinline)) int l2_entry_slow(struct qc_check *c, struct walk *w, unsigned j,
+                                                   uint64_t e, uint64_t bm)
 {
     struct qc_check_result *res = c->res;
     enum qc_cluster_type type;
@@ -408,24 +409,98 @@ static int l2_entry_slow(struct qc_check *c, struct walk *w, unsigned j, uint64_
     return 0;
 }
 
-/* check_refcounts_l2 over one table's bytes T.  The loop handles the
- * common entry (a normal, aligned cluster inside the file, whose count is
- * small) in place and hands every other one to l2_entry_slow. */
+/* The state the fast loop carries across an L2 table. */
+struct fast_state {
+    uint64_t allocated, fragmented, next;
+    bool empty;
+};
+
+/* Entries [J, N) of table T while they are the common case (a normal,
+ * aligned cluster inside the file whose count is small): counted in place.
+ * Returns the index of the first other entry, or N.  ESIZE is a constant
+ * in each caller, so each entry size gets its own tight loop. */
+static inline __attribute__((always_inline)) uint64_t
+fast_run(struct qc_check *c, const uint8_t *t, uint64_t j, uint64_t n, const unsigned esize,
+         struct fast_state *st, uint8_t fcopied, uint8_t fnocopy)
+{
+    const uint64_t plain = QC_L2E_OFFSET_MASK | QC_OFLAG_COPIED | (esize == 16 ? 1u : 0u);
+    const uint64_t cmask = c->cs - 1, cs = c->cs;
+    const uint64_t lim = c->file_len - 1;      /* off - 1 < lim: 0 < off < file_len */
+    const unsigned cb = c->cb, fast_limit = c->imrt.fast_limit;
+    uint8_t *const *dcells = c->imrt.cells, *const *dflags = c->imrt.flags;
+    uint64_t allocated = st->allocated, fragmented = st->fragmented, next = st->next;
+    size_t cur = SIZE_MAX;
+    uint8_t *cells = NULL, *fl = NULL;
+    bool empty = st->empty;
+
+    for (; j < n; j++) {
+        const uint8_t *p = t + j * esize;
+        uint64_t e = qc_be64(p), bm = esize == 16 ? qc_be64(p + 8) : 0, off, k, ki;
+        size_t ch;
+
+        if (!(e | bm))
+            continue;
+        empty = false;
+        off = e & QC_L2E_OFFSET_MASK;
+        if (((e & ~plain) | (off & cmask)) || off - 1 >= lim || ((bm >> 32) & bm))
+            break;
+        k = off >> cb;
+        ki = k & (QC_IMRT_CHUNK - 1);
+        ch = (size_t)(k >> QC_IMRT_CHUNK_BITS);
+        if (ch != cur) {
+            cells = dcells[ch];
+            fl = dflags[ch];
+            cur = ch;
+        }
+        if (!cells || !fl || cells[ki] >= fast_limit)
+            break;
+        /* eight entries naming eight adjacent clusters seen for the first
+         * time (a freshly allocated or preallocated run): counted at once */
+        if (esize == 8 && !(ki & 1) && ki + 8 <= QC_IMRT_CHUNK && j + 8 <= n &&
+            off + 7 * cs - 1 < lim && off + 8 * cs <= QC_L2E_OFFSET_MASK) {
+            uint64_t zero, ones = 0x0101010101010101ull;
+            uint32_t f32;
+            unsigned i;
+            memcpy(&zero, cells + ki, 8);
+            for (i = 1; i < 8 && !zero; i++)
+                if (qc_be64(p + 8 * i) != e + i * cs)
+                    break;
+            if (i == 8 && !zero) {
+                uint8_t fb = (e >> 63) ? fcopied : fnocopy;
+                memcpy(cells + ki, &ones, 8);
+                memcpy(&f32, fl + (ki >> 1), 4);
+                f32 |= (uint32_t)(fb | fb << 4) * 0x01010101u;
+                memcpy(fl + (ki >> 1), &f32, 4);
+                allocated += 8;
+                fragmented += (next != 0) & (off != next);
+                next = off + 8 * cs;
+                j += 7;
+                continue;
+            }
+        }
+        cells[ki]++;
+        fl[ki >> 1] |= (uint8_t)(((e >> 63) ? fcopied : fnocopy) << ((ki & 1) * 4));
+        allocated++;
+        fragmented += (next != 0) & (off != next);
+        next = off + cs;
+    }
+    st->allocated = allocated;
+    st->fragmented = fragmented;
+    st->next = next;
+    st->empty = empty;
+    return j;
+}
+
+/* check_refcounts_l2 over one table's bytes T: the common entries in the
+ * fast loop, every other one through l2_entry_slow. */
 static int check_l2(struct qc_check *c, struct walk *w, const uint8_t *t)
 {
     struct qc_check_result *res = c->res;
-    const uint64_t plain = QC_L2E_OFFSET_MASK | QC_OFLAG_COPIED | (c->extl2 ? 1u : 0u);
     const bool fast_ok = !c->data_file && !c->observer && c->imrt.cell_shift == 3;
-    const unsigned esize = c->l2_esize, cb = c->cb;
-    const uint64_t n = c->l2_entries, cmask = c->cs - 1, cs = c->cs;
-    const uint64_t lim = c->file_len - 1;      /* off - 1 < lim: 0 < off < file_len */
-    const unsigned fast_limit = c->imrt.fast_limit;
+    const uint64_t n = c->l2_entries;
     const uint8_t fcopied = (uint8_t)(QC_IMRT_F_DATA | (w->active ? QC_IMRT_F_COPIED : 0));
     const uint8_t fnocopy = (uint8_t)(QC_IMRT_F_DATA | (w->active ? QC_IMRT_F_NOCOPY : 0));
-    uint64_t allocated = 0, fragmented = 0, next = 0;
-    size_t cur = SIZE_MAX;
-    uint8_t *cells = NULL, *fl = NULL;
-    bool empty = true;
+    struct fast_state st = { 0, 0, 0, true };
     size_t slot;
     int r;
 
@@ -439,41 +514,31 @@ static int check_l2(struct qc_check *c, struct walk *w, const uint8_t *t)
     if (w->verify && l2_verified(c, w->l2_offset))
         w->verify = false;
     for (uint64_t j = 0; j < n; j++) {
-        const uint8_t *p = t + j * esize;
-        uint64_t e = qc_be64(p), bm = esize == 16 ? qc_be64(p + 8) : 0, off;
+        const uint8_t *p;
+        uint64_t e, bm;
 
+        if (fast_ok) {
+            j = c->l2_esize == 8 ? fast_run(c, t, j, n, 8, &st, fcopied, fnocopy)
+                                 : fast_run(c, t, j, n, 16, &st, fcopied, fnocopy);
+            if (j >= n)
+                break;
+        }
+        p = t + j * c->l2_esize;
+        e = qc_be64(p);
+        bm = c->l2_esize == 16 ? qc_be64(p + 8) : 0;
         if (!(e | bm))
             continue;
-        empty = false;
-        off = e & QC_L2E_OFFSET_MASK;
-        if (fast_ok && !((e & ~plain) | (off & cmask)) && off - 1 < lim && !((bm >> 32) & bm)) {
-            uint64_t k = off >> cb, ki = k & (QC_IMRT_CHUNK - 1);
-            size_t ch = (size_t)(k >> QC_IMRT_CHUNK_BITS);
-            if (ch != cur) {
-                cells = c->imrt.cells[ch];
-                fl = c->imrt.flags[ch];
-                cur = ch;
-            }
-            if (cells && fl && cells[ki] < fast_limit) {
-                cells[ki]++;
-                fl[ki >> 1] |= (uint8_t)(((e >> 63) ? fcopied : fnocopy) << ((ki & 1) * 4));
-                allocated++;
-                fragmented += (next != 0) & (off != next);
-                next = off + cs;
-                continue;
-            }
-        }
-        w->next_contig = next;
+        st.empty = false;
+        w->next_contig = st.next;
         if ((r = l2_entry_slow(c, w, (unsigned)j, e, bm)) < 0)
             return r;
-        next = w->next_contig;
-        cur = SIZE_MAX;   /* the slow path may have allocated or grown */
+        st.next = w->next_contig;
     }
     if (w->active) {
-        res->allocated_clusters += allocated;
-        res->fragmented_clusters += fragmented;
+        res->allocated_clusters += st.allocated;
+        res->fragmented_clusters += st.fragmented;
     }
-    if (empty)
+    if (st.empty)
         c->empty_l2[slot] = w->l2_offset + 1;
     return 0;
 }
@@ -934,7 +999,30 @@ static void compare_block(struct qc_check *c, uint64_t lo, uint64_t hi, const ui
             uint64_t highest = c->highest;
             for (uint64_t k = a; k < b; k++, rb += 2) {
                 uint64_t ki = k & (QC_IMRT_CHUNK - 1);
-                unsigned r1 = (unsigned)rb[0] << 8 | rb[1];
+                unsigned r1;
+                /* four clusters at once where all agree: nothing to flag, or
+                 * active data with OFLAG_COPIED and both counts 1 */
+                if (!(ki & 1) && k + 4 <= b) {
+                    uint32_t x, w;
+                    uint64_t y;
+                    x = (uint32_t)cells[ki] | (uint32_t)cells[ki + 1] << 8 |
+                        (uint32_t)cells[ki + 2] << 16 | (uint32_t)cells[ki + 3] << 24;
+                    /* the refcount bytes those counts give, big-endian 16-bit */
+                    y = (uint64_t)(x & 0xFF) << 8 | (uint64_t)(x & 0xFF00) << 16 |
+                        (uint64_t)(x & 0xFF0000) << 24 | (uint64_t)(x & 0xFF000000) << 32;
+                    w = (uint32_t)fl[ki >> 1] | (uint32_t)fl[(ki >> 1) + 1] << 8;
+                    if (!(x & 0x80808080u) && rb[0] == 0 && rb[2] == 0 && rb[4] == 0 &&
+                        rb[6] == 0 && ((uint64_t)rb[1] << 8 | (uint64_t)rb[3] << 24 |
+                                       (uint64_t)rb[5] << 40 | (uint64_t)rb[7] << 56) == y &&
+                        (w == 0 || (w == 0x5555u && x == 0x01010101u))) {
+                        if (x)
+                            highest = k + 3 - (unsigned)(__builtin_clz(x) >> 3);
+                        k += 3;
+                        rb += 6;
+                        continue;
+                    }
+                }
+                r1 = (unsigned)rb[0] << 8 | rb[1];
                 unsigned cv = cells[ki];
                 unsigned f = (fl[ki >> 1] >> ((ki & 1) * 4)) & 0xF;
                 if (r1 == cv && cv != 255) {
