@@ -351,6 +351,38 @@ static void open_refusals(void **state)
     free(m.b);
 }
 
+/* A run of 40 adjacent data clusters (the batched paths of the walk and
+ * the comparison), with a raised refcount and a missing OFLAG_COPIED in
+ * the middle of it. */
+static void long_run(void **state)
+{
+    struct img m = make_image(4);
+    struct qc_check_result r;
+    struct lines l;
+    (void)state;
+
+    m.len = 45 * CS;
+    m.b = realloc(m.b, m.len);
+    memset(m.b + 6 * CS, 0, m.len - 6 * CS);
+    for (unsigned k = 0; k < 45; k++)
+        set_refcount(&m, k, 1);
+    set_refcount(&m, 13, 2);
+    for (unsigned j = 0; j < 40; j++)
+        qc_put_be64(m.b + 4 * CS + 8 * j, (j == 15 ? 0 : 0x8000000000000000ull) | (5 + j) * CS);
+    assert_int_equal(run(&m, &r, &l), 2);
+    assert_string_equal(l.buf,
+                        "Leaked cluster 13 refcount=2 reference=1\n"
+                        "ERROR OFLAG_COPIED data cluster: l2_entry=80000000000d0000 refcount=2\n"
+                        "ERROR OFLAG_COPIED data cluster: l2_entry=140000 refcount=1\n");
+    assert_int_equal(r.corruptions, 2);
+    assert_int_equal(r.leaks, 1);
+    assert_int_equal(r.allocated_clusters, 40);
+    assert_int_equal(r.fragmented_clusters, 0);
+    assert_int_equal(r.image_end_offset, 45 * CS);
+    qc_check_result_free(&r);
+    free(m.b);
+}
+
 /* What each cluster is, from the same walk. */
 static void cluster_query(void **state)
 {
@@ -406,6 +438,7 @@ int main(void)
         cmocka_unit_test(l2_entry_damage),
         cmocka_unit_test(snapshot_table_invalid),
         cmocka_unit_test(open_refusals),
+        cmocka_unit_test(long_run),
         cmocka_unit_test(cluster_query),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
