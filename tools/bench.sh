@@ -214,6 +214,12 @@ table
     echo "reading ahead; in JSON mode it also inflates every compressed cluster to"
     echo "report the ones that are damaged, which qemu-img check does not do."
     echo
+    echo "The floor column reads the metadata's bytes as one contiguous file.  Tables"
+    echo "of 512 bytes lying 33 KiB apart (QEMU's layout with 512-byte clusters) cost"
+    echo "one read request each, about a microsecond of kernel time here, which that"
+    echo "floor does not show; both cores share those requests.  qemu-img's times vary"
+    echo "by a factor of two or more between runs on a shared machine."
+    echo
     table
 } > docs/performance.md
 say "done in $((SECONDS - t0)) s; docs/performance.md written"
