@@ -1266,7 +1266,8 @@ static void report_overlaps(struct qc_check *c)
     uint64_t done = 0;
     bool any = false;
 
-    qsort(c->ranges, c->nranges, sizeof *c->ranges, range_cmp);
+    if (c->nranges)
+        qsort(c->ranges, c->nranges, sizeof *c->ranges, range_cmp);
     for (size_t i = 0; i < c->nranges; i++) {
         const struct qc_meta_range *m = &c->ranges[i];
         uint64_t k = m->first;

@@ -172,7 +172,8 @@ size_t qc_inflate_finish(struct qc_inflate_pool *p, struct qc_inflate_failure **
         pthread_mutex_destroy(&p->mu);
         pthread_cond_destroy(&p->cv);
     }
-    qsort(p->fail, p->nfail, sizeof *p->fail, by_seq);
+    if (p->nfail)
+        qsort(p->fail, p->nfail, sizeof *p->fail, by_seq);
     *failures = p->fail;
     n = p->nfail;
     free(p->src);
