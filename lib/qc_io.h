@@ -167,6 +167,7 @@ enum qc_mark {
     QC_MARK_BEGIN = 1,        /* command VALUE starts */
     QC_MARK_END = 2,          /* command VALUE completed */
     QC_MARK_ACK = 3,          /* commands 0..VALUE-1 are on stable storage */
+    QC_MARK_FAILED = 4,       /* command VALUE failed (its effect is unknown) */
 };
 void qc_file_mark(struct qc_file *f, enum qc_mark kind, uint64_t value);
 
