@@ -537,6 +537,8 @@ int qc_iocmd_run_line(struct qc_iocmd_session *s, const char *line)
         break;
     default: break;
     }
+    if (r < 0)
+        mark(s, QC_MARK_FAILED, k);
     mark(s, QC_MARK_END, k);
     /* what is on stable storage now: everything up to this command after a
      * flush, or after a write in writethrough mode (write -c excepted) */

@@ -1013,3 +1013,12 @@ int qc_writer_map(struct qc_writer *w, uint64_t off, uint64_t len,
     *n = len < QC_INT_MAX ? len : QC_INT_MAX;
     return qc_get_host_offset(w, off, n, host, type);
 }
+
+int qc_writer_backing_pread(struct qc_writer *w, uint64_t off, uint8_t *buf, uint64_t len)
+{
+    if (!w->backing) {
+        memset(buf, 0, (size_t)len);
+        return 0;
+    }
+    return backing_read(w, off, buf, len);
+}

@@ -126,6 +126,10 @@ int qc_writer_pread(struct qc_writer *w, uint64_t off, uint8_t *buf, uint64_t le
 /* The qemu-io flush (skipped when no guest write happened since the last). */
 int qc_writer_flush(struct qc_writer *w);
 
+/* Reads what the backing chain holds at OFF (zeros where there is none,
+ * or past its end). */
+int qc_writer_backing_pread(struct qc_writer *w, uint64_t off, uint8_t *buf, uint64_t len);
+
 /* Where guest offset OFF lives: subcluster type, host offset (the
  * compressed descriptor for compressed clusters) and the number of bytes
  * from OFF with the same type and contiguous host offsets (at most LEN). */
