@@ -385,8 +385,13 @@ static void log_record(struct qc_file *f, const char *event, enum op_kind op,
     if (!f->log)
         return;
     o = json_object_new_object();
-    json_object_object_add(o, "seq", json_object_new_uint64(
-                               is_flush ? f->nflushes : f->nwrites));
+    if (is_flush) {
+        /* flushes are numbered apart; "after" is the number of writes before */
+        json_object_object_add(o, "flush", json_object_new_uint64(f->nflushes));
+        json_object_object_add(o, "after", json_object_new_uint64(f->nwrites));
+    } else {
+        json_object_object_add(o, "seq", json_object_new_uint64(f->nwrites));
+    }
     if (!is_flush) {
         json_object_object_add(o, "offset", json_object_new_uint64(off));
         json_object_object_add(o, "length", json_object_new_uint64(len));
@@ -588,10 +593,11 @@ int qc_file_truncate(struct qc_file *f, uint64_t size)
 
 int qc_file_flush(struct qc_file *f)
 {
-    if (!f->writable || !f->unflushed)
+    /* cache=unsafe: nothing is flushed, so no epoch ends */
+    if (!f->writable || !f->unflushed || f->no_flush)
         return 0;
     f->nflushes++;
-    if (!f->no_flush && fdatasync(f->fd) < 0 && errno != EINVAL)
+    if (fdatasync(f->fd) < 0 && errno != EINVAL)
         return -errno;
     f->unflushed = false;
     f->epoch++;
