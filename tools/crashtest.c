@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/select.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -74,6 +75,7 @@ static const char usage_text[] =
     "  --writer-opt OPT    extra qc-write option (e.g. --unsafe-order-l2-first,\n"
     "                      test only)\n"
     "  --keep              keep the work directory\n"
+    "  --final FILE        also write the image as it is after every write\n"
     "  -h, --help          this text\n"
     "      --version       version\n"
     "\n"
@@ -93,7 +95,7 @@ static const char default_workload[] =
 /* --- options and tools --- */
 
 struct options {
-    const char *workload, *size, *create_opts, *mode, *replay, *base;
+    const char *workload, *size, *create_opts, *mode, *replay, *base, *final;
     bool torn, reorder, json, keep;
     int jobs;
     const char **writer_opts;
@@ -627,6 +629,7 @@ static struct qc_wlog wlog;
 static uint64_t *mods;          /* indices of the operations that change the file */
 static uint64_t nmods;
 static bool *failed_cmds;
+static bool log_complete;       /* replay: the log ends with a flush (a clean close) */
 
 static bool is_mod(const struct qc_wlog_entry *e)
 {
@@ -644,7 +647,7 @@ static void expectation_until(uint64_t end, uint64_t p, struct expectation *x)
         /* QEMU's log says nothing about commands: any of them may be in
          * flight, and the whole log is everything done */
         x->started = model.ncmds;
-        x->acked = p == nmods ? model.ncmds : 0;
+        x->acked = p == nmods && log_complete ? model.ncmds : 0;
         return;
     }
     for (uint64_t i = 0; i < end; i++) {
@@ -704,16 +707,24 @@ struct seen {
 
 static struct seen seen;
 
+/* A 64-bit digest of an image file: CRC-32 and Adler-32 of its non-zero
+ * 4 KiB pages and their positions (most of a crash state is zeros), and
+ * its length. */
 static uint64_t state_hash(const uint8_t *b, uint64_t len)
 {
+    static const uint8_t zero[4096];
     uLong c = crc32(0L, Z_NULL, 0), a = adler32(0L, Z_NULL, 0);
-    uint64_t done = 0;
 
-    while (done < len) {
-        uInt n = len - done > (1u << 30) ? (1u << 30) : (uInt)(len - done);
-        c = crc32(c, b + done, n);
-        a = adler32(a, b + done, n);
-        done += n;
+    for (uint64_t off = 0; off < len; off += sizeof zero) {
+        uInt n = len - off < sizeof zero ? (uInt)(len - off) : (uInt)sizeof zero;
+        uint8_t pos[8];
+        if (!memcmp(b + off, zero, n))
+            continue;
+        qc_put_be64(pos, off);
+        c = crc32(c, pos, sizeof pos);
+        a = adler32(a, pos, sizeof pos);
+        c = crc32(c, b + off, n);
+        a = adler32(a, b + off, n);
     }
     return ((uint64_t)c << 32 | (uint64_t)a) ^ (len * 0x9E3779B97F4A7C15ull);
 }
@@ -885,8 +896,8 @@ static void check_state(const char *path, const struct state *st, struct result 
         return;
     }
 
-    /* 5. the data */
-    if (verify_data(path, &st->x, why, sizeof why) < 0) {
+    /* 5. the data (a replay without its workload says nothing about it) */
+    if (!(opt.replay && !opt.workload) && verify_data(path, &st->x, why, sizeof why) < 0) {
         res->data_lost = true;
         snprintf(res->reason, sizeof res->reason, "data: %s", why);
         return;
@@ -989,10 +1000,17 @@ static json_object *result_json(const struct state *st, const struct result *r)
 
 /* --- the scheduler: states are built in order, checked in parallel --- */
 
-struct job {
-    pid_t pid;
-    int fd;
+/* Workers are forked once, after the model is built; each gets states
+ * through a pipe and answers with a result. */
+struct request {
     uint32_t id;
+    struct state st;            /* subset pointer not used by workers */
+};
+
+struct worker {
+    pid_t pid;
+    int to, from;               /* request pipe, result pipe */
+    bool busy;
 };
 
 static struct state *states;        /* by id */
@@ -1000,8 +1018,8 @@ static struct result *results;      /* by id */
 static bool *done;
 static size_t nstates, cap_states;
 static uint32_t next_print;
-static struct job *jobs;
-static int njobs;
+static struct worker *workers;
+static int nworkers;
 static json_object *json_states;
 static uint64_t duplicates, npass, nfail, nrepaired, nlost;
 
@@ -1019,50 +1037,192 @@ static void print_ready(void)
         fflush(stdout);
 }
 
-static void reap_one(void)
+static bool read_full(int fd, void *buf, size_t len)
 {
-    int st;
-    pid_t pid;
-
-    while ((pid = waitpid(-1, &st, 0)) < 0 && errno == EINTR)
-        ;
-    for (int i = 0; i < njobs; i++) {
-        if (jobs[i].pid != pid)
+    uint8_t *p = buf;
+    while (len) {
+        ssize_t n = read(fd, p, len);
+        if (n < 0 && errno == EINTR)
             continue;
-        struct result r;
-        ssize_t n = read(jobs[i].fd, &r, sizeof r);
-        char path[PATH_MAX];
-        if (n != (ssize_t)sizeof r) {
-            memset(&r, 0, sizeof r);
-            r.id = jobs[i].id;
-            snprintf(r.reason, sizeof r.reason, "checker process died (status %d)", st);
-        }
-        close(jobs[i].fd);
-        results[r.id] = r;
-        done[r.id] = true;
-        if (r.pass) {
-            npass++;
-            snprintf(path, sizeof path, "%s/state-%u.qcow2", workdir, r.id);
-            unlink(path);
-        } else {
-            nfail++;
-            opt.keep = true;
-        }
-        if (r.repaired)
-            nrepaired++;
-        if (r.data_lost)
-            nlost++;
-        jobs[i] = jobs[--njobs];
-        print_ready();
-        return;
+        if (n <= 0)
+            return false;
+        p += n;
+        len -= (size_t)n;
     }
+    return true;
+}
+
+static bool write_full(int fd, const void *buf, size_t len)
+{
+    const uint8_t *p = buf;
+    while (len) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return false;
+        p += n;
+        len -= (size_t)n;
+    }
+    return true;
+}
+
+static void state_path(uint32_t id, char *path, size_t len)
+{
+    snprintf(path, len, "%s/state-%u.qcow2", workdir, id);
+}
+
+static void worker_loop(int in, int out)
+{
+    struct request q;
+
+    while (read_full(in, &q, sizeof q)) {
+        struct result r;
+        char path[PATH_MAX];
+        memset(&r, 0, sizeof r);
+        r.id = q.id;
+        q.st.subset = NULL;
+        q.st.x.failed = failed_cmds;
+        state_path(q.id, path, sizeof path);
+        check_state(path, &q.st, &r);
+        if (!write_full(out, &r, sizeof r))
+            break;
+    }
+    _exit(0);
+}
+
+static void start_workers(void)
+{
+    workers = xcalloc((size_t)opt.jobs, sizeof *workers);
+    fflush(stdout);
+    fflush(stderr);
+    for (int i = 0; i < opt.jobs; i++) {
+        int a[2], b[2];
+        pid_t pid;
+        if (pipe(a) < 0 || pipe(b) < 0)
+            die("pipe: %s", strerror(errno));
+        pid = fork();
+        if (pid < 0)
+            die("fork: %s", strerror(errno));
+        if (pid == 0) {
+            close(a[1]);
+            close(b[0]);
+            for (int j = 0; j < i; j++) {
+                close(workers[j].to);
+                close(workers[j].from);
+            }
+            worker_loop(a[0], b[1]);
+        }
+        close(a[0]);
+        close(b[1]);
+        workers[i].pid = pid;
+        workers[i].to = a[1];
+        workers[i].from = b[0];
+        nworkers++;
+    }
+}
+
+static void stop_workers(void)
+{
+    for (int i = 0; i < nworkers; i++) {
+        int st;
+        close(workers[i].to);
+        close(workers[i].from);
+        while (waitpid(workers[i].pid, &st, 0) < 0 && errno == EINTR)
+            ;
+    }
+    free(workers);
+    workers = NULL;
+    nworkers = 0;
+}
+
+static void take_result(struct worker *wk)
+{
+    struct result r;
+    char path[PATH_MAX];
+
+    if (!read_full(wk->from, &r, sizeof r))
+        die("a checker process died");
+    wk->busy = false;
+    results[r.id] = r;
+    done[r.id] = true;
+    if (r.pass) {
+        npass++;
+        state_path(r.id, path, sizeof path);
+        unlink(path);
+    } else {
+        nfail++;
+        opt.keep = true;
+    }
+    if (r.repaired)
+        nrepaired++;
+    if (r.data_lost)
+        nlost++;
+    print_ready();
+}
+
+/* Waits for one result; returns the worker that gave it. */
+static struct worker *wait_result(void)
+{
+    fd_set rd;
+    int maxfd = -1;
+
+    FD_ZERO(&rd);
+    for (int i = 0; i < nworkers; i++) {
+        if (!workers[i].busy)
+            continue;
+        FD_SET(workers[i].from, &rd);
+        if (workers[i].from > maxfd)
+            maxfd = workers[i].from;
+    }
+    if (maxfd < 0)
+        return NULL;
+    while (select(maxfd + 1, &rd, NULL, NULL, NULL) < 0)
+        if (errno != EINTR)
+            die("select: %s", strerror(errno));
+    for (int i = 0; i < nworkers; i++) {
+        if (workers[i].busy && FD_ISSET(workers[i].from, &rd)) {
+            take_result(&workers[i]);
+            return &workers[i];
+        }
+    }
+    return NULL;
+}
+
+static void drain_workers(void)
+{
+    while (wait_result())
+        ;
+}
+
+/* Writes the state file sparsely: all-zero pages become holes. */
+static void write_state_file(const char *path, const uint8_t *b, uint64_t len)
+{
+    static const uint8_t zero[4096];
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    uint64_t off = 0;
+
+    if (fd < 0)
+        die("%s: %s", path, strerror(errno));
+    while (off < len) {
+        uint64_t n = len - off < sizeof zero ? len - off : sizeof zero;
+        if (memcmp(b + off, zero, (size_t)n)) {
+            ssize_t w = pwrite(fd, b + off, (size_t)n, (off_t)off);
+            if (w != (ssize_t)n)
+                die("%s: write error", path);
+        }
+        off += n;
+    }
+    if (ftruncate(fd, (off_t)len) < 0)
+        die("%s: %s", path, strerror(errno));
+    close(fd);
 }
 
 static void submit(struct state *st, const uint8_t *buf, uint64_t len)
 {
     char path[PATH_MAX];
-    int fds[2];
-    pid_t pid;
+    struct worker *wk = NULL;
+    struct request q;
     uint32_t id;
 
     if (!seen_add(state_hash(buf, len))) {
@@ -1082,32 +1242,20 @@ static void submit(struct state *st, const uint8_t *buf, uint64_t len)
     id = (uint32_t)nstates++;
     states[id] = *st;
     done[id] = false;
-    snprintf(path, sizeof path, "%s/state-%u.qcow2", workdir, id);
-    write_file(path, buf, len);
+    state_path(id, path, sizeof path);
+    write_state_file(path, buf, len);
 
-    while (njobs >= opt.jobs)
-        reap_one();
-    if (pipe(fds) < 0)
-        die("pipe: %s", strerror(errno));
-    fflush(stdout);
-    pid = fork();
-    if (pid < 0)
-        die("fork: %s", strerror(errno));
-    if (pid == 0) {
-        struct result r;
-        memset(&r, 0, sizeof r);
-        r.id = id;
-        close(fds[0]);
-        check_state(path, &states[id], &r);
-        if (write(fds[1], &r, sizeof r) != (ssize_t)sizeof r)
-            _exit(3);
-        _exit(0);
-    }
-    close(fds[1]);
-    jobs[njobs].pid = pid;
-    jobs[njobs].fd = fds[0];
-    jobs[njobs].id = id;
-    njobs++;
+    for (int i = 0; i < nworkers && !wk; i++)
+        if (!workers[i].busy)
+            wk = &workers[i];
+    if (!wk)
+        wk = wait_result();
+    memset(&q, 0, sizeof q);
+    q.id = id;
+    q.st = *st;
+    if (!write_full(wk->to, &q, sizeof q))
+        die("a checker process died");
+    wk->busy = true;
 }
 
 /* --- building the states --- */
@@ -1191,8 +1339,11 @@ static void enumerate(void)
         make_state(S_PREFIX, p, &st);
         submit(&st, cur, cur_len);
 
-        if (p == nmods)
+        if (p == nmods) {
+            if (opt.final)
+                write_file(opt.final, cur, cur_len);
             break;
+        }
 
         /* the next write, torn */
         if (opt.torn) {
@@ -1371,7 +1522,7 @@ static void record_workload(const char *base_path, const char *workload_path)
 int main(int argc, char **argv)
 {
     enum { O_WORKLOAD = 256, O_SIZE, O_BASE, O_REPLAY, O_TORN, O_REORDER, O_JSON, O_KEEP,
-           O_WRITER_OPT, O_VERSION };
+           O_WRITER_OPT, O_VERSION, O_FINAL };
     static const struct option lopts[] = {
         { "workload", required_argument, NULL, O_WORKLOAD },
         { "size", required_argument, NULL, O_SIZE },
@@ -1383,6 +1534,7 @@ int main(int argc, char **argv)
         { "keep", no_argument, NULL, O_KEEP },
         { "jobs", required_argument, NULL, 'j' },
         { "writer-opt", required_argument, NULL, O_WRITER_OPT },
+        { "final", required_argument, NULL, O_FINAL },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, O_VERSION },
         { NULL, 0, NULL, 0 }
@@ -1426,6 +1578,7 @@ int main(int argc, char **argv)
             }
             break;
         case O_WRITER_OPT: opt.writer_opts[opt.nwriter_opts++] = optarg; break;
+        case O_FINAL: opt.final = optarg; break;
         case 'h':
             fputs(usage_text, stdout);
             return 0;
@@ -1504,6 +1657,7 @@ int main(int argc, char **argv)
     } else {
         record_workload(base_path, workload_path);
     }
+    log_complete = wlog.n && wlog.v[wlog.n - 1].op == QC_WLOG_FLUSH;
     mods = xcalloc(wlog.n, sizeof *mods);
     failed_cmds = xcalloc(model.ncmds, sizeof *failed_cmds);
     for (uint64_t i = 0; i < wlog.n; i++) {
@@ -1523,7 +1677,6 @@ int main(int argc, char **argv)
         run_free(&rr);
     }
 
-    jobs = xcalloc((size_t)opt.jobs, sizeof *jobs);
     if (opt.json) {
         json_states = json_object_new_array();
     } else {
@@ -1541,9 +1694,10 @@ int main(int argc, char **argv)
     }
 
     t0 = now();
+    start_workers();
     enumerate();
-    while (njobs)
-        reap_one();
+    drain_workers();
+    stop_workers();
     print_ready();
     secs = now() - t0;
 
@@ -1586,7 +1740,6 @@ int main(int argc, char **argv)
     free(states);
     free(results);
     free(done);
-    free(jobs);
     free(mods);
     free(failed_cmds);
     free(seen.v);
