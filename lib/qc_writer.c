@@ -722,7 +722,7 @@ int qc_w_pwritev(struct qc_writer *w, uint64_t off, const uint8_t *buf, uint64_t
         if (r < 0)
             goto fail;
         if (!merge_cow(off, cur, buf, meta)) {
-            qc_file_event(&w->img.file, QC_EV_WRITE_AIO);
+            /* the write fires write_aio itself */
             r = qc_file_write(&w->img.file, host, buf, cur, QC_EV_WRITE_AIO);
             if (r < 0)
                 goto fail;
