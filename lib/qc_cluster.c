@@ -696,15 +696,15 @@ static int perform_cow(struct qc_writer *w, struct qc_l2meta *m)
     /* the old content, read through the image as it still is */
     if (merge_reads) {
         qc_file_event(&w->img.file, QC_EV_COW_READ);
-        r = qc_writer_pread(w, m->offset + start->offset, buf, bufsize);
+        r = qc_w_preadv(w, m->offset + start->offset, buf, bufsize);
     } else {
         if (start->nb_bytes) {
             qc_file_event(&w->img.file, QC_EV_COW_READ);
-            r = qc_writer_pread(w, m->offset + start->offset, buf, start->nb_bytes);
+            r = qc_w_preadv(w, m->offset + start->offset, buf, start->nb_bytes);
         }
         if (r == 0 && end->nb_bytes) {
             qc_file_event(&w->img.file, QC_EV_COW_READ);
-            r = qc_writer_pread(w, m->offset + end->offset, end_buf, end->nb_bytes);
+            r = qc_w_preadv(w, m->offset + end->offset, end_buf, end->nb_bytes);
         }
     }
     if (r < 0)

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "qc_util.h"
 #include "qc_writer_int.h"
@@ -414,6 +415,7 @@ int qc_create(const char *image, const struct qc_create_options *o,
     if (r < 0) {
         fail(err, errlen, "Could not write qcow2 header: %s", qc_strerror(r));
         qc_file_close(&w->img.file);
+        unlink(image);
         goto out_free;
     }
 
@@ -452,7 +454,11 @@ int qc_create(const char *image, const struct qc_create_options *o,
         w->size = size;
     }
     if (r < 0) {
-        fail(err, errlen, "Could not resize image: %s", qc_strerror(r));
+        if (r == -EFBIG)
+            fail(err, errlen, "The image size is too large for file format 'qcow2' "
+                 "(try using a larger cluster size)");
+        else
+            fail(err, errlen, "Could not resize image: %s", qc_strerror(r));
         goto out_abandon;
     }
     w->guest_unflushed = true;   /* the resize counts as a write */
@@ -480,6 +486,7 @@ int qc_create(const char *image, const struct qc_create_options *o,
 
 out_abandon:
     qc_writer_abandon(w);
+    unlink(image);   /* as qemu-img: a failed creation leaves no file */
 out_free:
     free(w);
     free(buf);

@@ -321,7 +321,6 @@ int qc_iocmd_parse(const char *line, struct qc_iocmd *c, FILE *out, FILE *err, c
         return -1;
     }
     c->kind = ci->kind;
-    fflush(out);
     switch (ci->kind) {
     case QC_IOCMD_WRITE: r = parse_write(c, ci, argc, argv, out, err, prog); break;
     case QC_IOCMD_READ: r = parse_read(c, ci, argc, argv, out, err, prog); break;
@@ -524,6 +523,11 @@ int qc_iocmd_run_line(struct qc_iocmd_session *s, const char *line)
         return 1;
     if (c.kind == QC_IOCMD_ABORT)
         return 2;
+    if (s->w->opt.readonly && (c.kind == QC_IOCMD_WRITE || c.kind == QC_IOCMD_DISCARD)) {
+        fprintf(s->err, "%s: Block node is read-only\n", s->prog);
+        s->failed = true;
+        return 0;
+    }
     k = s->index++;
     mark(s, QC_MARK_BEGIN, k);
     switch (c.kind) {
@@ -548,7 +552,8 @@ int qc_iocmd_run_line(struct qc_iocmd_session *s, const char *line)
         mark(s, QC_MARK_ACK, k + 1);
     if (r < 0)
         s->failed = true;
-    fflush(s->out);
+    /* stdout is left to stdio's buffering, as qemu-io does: to a file or
+     * a pipe, its lines come after the error lines of stderr */
     return 0;
 }
 

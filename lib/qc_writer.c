@@ -961,6 +961,12 @@ static int read_compressed(struct qc_writer *w, uint64_t desc, uint64_t in_clust
 int qc_writer_pread(struct qc_writer *w, uint64_t off, uint8_t *buf, uint64_t len)
 {
     int r = check_request(w, off, len, false);
+    return r < 0 ? r : qc_w_preadv(w, off, buf, len);
+}
+
+int qc_w_preadv(struct qc_writer *w, uint64_t off, uint8_t *buf, uint64_t len)
+{
+    int r = 0;
 
     while (r == 0 && len) {
         enum qc_subcluster_type type;

@@ -139,6 +139,9 @@ int qc_w_update_header(struct qc_writer *w);
  * checks, no writethrough flush): QEMU's qcow2_co_pwritev_part. */
 int qc_w_pwritev(struct qc_writer *w, uint64_t off, const uint8_t *buf, uint64_t len);
 int qc_w_handle_l2meta(struct qc_writer *w, struct qc_l2meta **pm, bool link);
+/* The guest read path without the size check (QEMU's driver-level read,
+ * which copy on write uses, also while the size is still being set). */
+int qc_w_preadv(struct qc_writer *w, uint64_t off, uint8_t *buf, uint64_t len);
 /* Sets up geometry, caches and tables from w->img (already opened). */
 int qc_w_init_state(struct qc_writer *w);
 void qc_w_free_state(struct qc_writer *w);

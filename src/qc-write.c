@@ -22,6 +22,7 @@ static const char usage_text[] =
     "\n"
     "  -c, --cmd CMD          run a command (may be repeated)\n"
     "  -t, --cache MODE       writeback (default), writethrough or unsafe\n"
+    "  -r, --read-only        open read-only (no lock, no write; reads only)\n"
     "  -f, --format FMT       image format; only qcow2\n"
     "      --create SIZE      create IMAGE first, as qemu-img create -f qcow2\n"
     "  -o, --options OPTS     qemu-img create options for --create (cluster_size,\n"
@@ -79,6 +80,7 @@ int main(int argc, char **argv)
     static const struct option opts[] = {
         { "cmd", required_argument, NULL, 'c' },
         { "cache", required_argument, NULL, 't' },
+        { "read-only", no_argument, NULL, 'r' },
         { "format", required_argument, NULL, 'f' },
         { "options", required_argument, NULL, 'o' },
         { "create", required_argument, NULL, O_CREATE },
@@ -111,7 +113,7 @@ int main(int argc, char **argv)
     if (!cmds)
         return 1;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":c:t:f:o:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":c:t:f:o:hr", opts, NULL)) != -1) {
         switch (c) {
         case 'c':
             cmds[ncmds++] = optarg;
@@ -146,6 +148,7 @@ int main(int argc, char **argv)
             create = true;
             create_size = optarg;
             break;
+        case 'r': wopt.readonly = true; break;
         case O_STATS: stats = true; break;
         case O_NO_REPAIR: no_repair = true; break;
         case O_FORCE: wopt.force = true; break;
@@ -179,6 +182,10 @@ int main(int argc, char **argv)
     if (!image) {
         free(cmds);
         return usage_error("%s", "missing IMAGE");
+    }
+    if (wopt.readonly && create) {
+        free(cmds);
+        return usage_error("%s", "--read-only and --create exclude each other");
     }
 
     if (create) {
