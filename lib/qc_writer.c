@@ -946,8 +946,11 @@ static int read_compressed(struct qc_writer *w, uint64_t desc, uint64_t in_clust
         if (n < 0)
             r = (int)n;
         else if (qc_decompress(w->compression_type, cbuf, (size_t)d.size, out,
-                               (size_t)w->cluster_size) < 0)
+                               (size_t)w->cluster_size) < 0) {
+            set_err(w, "the compressed cluster at host offset %#llx does not inflate",
+                    (unsigned long long)d.offset);
             r = -EIO;
+        }
         else {
             memcpy(buf, out + in_cluster, (size_t)len);
             r = 0;
