@@ -480,6 +480,7 @@ static uint64_t before_change(struct qc_file *f, enum qc_event ev, enum op_kind 
     f->nwrites++;
     f->class_writes[qc_event_class(ev)]++;
     f->class_bytes[qc_event_class(ev)] += len;
+    f->last_class = qc_event_class(ev);
     log_record(f, qc_event_name(ev), op, off, len, false);
     return n;
 }
@@ -597,6 +598,7 @@ int qc_file_flush(struct qc_file *f)
     if (!f->writable || !f->unflushed || f->no_flush)
         return 0;
     f->nflushes++;
+    f->class_flushes[f->last_class]++;
     if (fdatasync(f->fd) < 0 && errno != EINVAL)
         return -errno;
     f->unflushed = false;

@@ -107,6 +107,9 @@ struct qc_file {
     uint64_t event_count[QC_EV_COUNT];
     uint64_t class_writes[QC_WC_COUNT];
     uint64_t class_bytes[QC_WC_COUNT];
+    /* flushes by the kind of the last write before them (what they made durable) */
+    uint64_t class_flushes[QC_WC_COUNT];
+    enum qc_write_class last_class;
 
     struct qc_crash crash;
     bool crash_armed;         /* --crash-at's event has fired: stop at the next write */
