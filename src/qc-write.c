@@ -29,8 +29,8 @@ static const char usage_text[] =
     "                         compat, lazy_refcounts, refcount_bits, extended_l2,\n"
     "                         compression_type, preallocation, backing_file,\n"
     "                         backing_fmt)\n"
-    "      --stats            at exit, print the writes to the file by kind and\n"
-    "                         the flushes\n"
+    "      --stats            at exit, print the writes to the file by kind, with\n"
+    "                         the flushes that followed each kind\n"
     "      --no-repair        refuse a dirty image instead of repairing it\n"
     "      --force            ignore locks held on the image by other processes\n"
     QC_IO_OPTIONS_HELP
@@ -50,28 +50,36 @@ static int usage_error(const char *fmt, const char *arg)
     return 64;
 }
 
-static void add_stats(uint64_t *writes, uint64_t *bytes, uint64_t *flushes, const struct qc_file *f)
+struct stats {
+    uint64_t writes[QC_WC_COUNT], bytes[QC_WC_COUNT], flushes[QC_WC_COUNT];
+};
+
+static void add_stats(struct stats *st, const struct qc_file *f)
 {
     for (int i = 0; i < QC_WC_COUNT; i++) {
-        writes[i] += f->class_writes[i];
-        bytes[i] += f->class_bytes[i];
+        st->writes[i] += f->class_writes[i];
+        st->bytes[i] += f->class_bytes[i];
+        st->flushes[i] += f->class_flushes[i];
     }
-    *flushes += f->nflushes;
 }
 
-static void print_stats(const uint64_t *writes, const uint64_t *bytes, uint64_t flushes)
+/* Writes to the file by kind; a flush counts for the kind of the last
+ * write before it (the write it made durable). */
+static void print_stats(const struct stats *st)
 {
-    uint64_t tw = 0, tb = 0;
+    uint64_t tw = 0, tb = 0, tf = 0;
 
-    printf("%-16s %8s %14s\n", "kind", "writes", "bytes");
+    printf("%-16s %8s %14s %8s\n", "kind", "writes", "bytes", "flushes");
     for (int i = 0; i < QC_WC_COUNT; i++) {
-        printf("%-16s %8llu %14llu\n", qc_write_class_name((enum qc_write_class)i),
-               (unsigned long long)writes[i], (unsigned long long)bytes[i]);
-        tw += writes[i];
-        tb += bytes[i];
+        printf("%-16s %8llu %14llu %8llu\n", qc_write_class_name((enum qc_write_class)i),
+               (unsigned long long)st->writes[i], (unsigned long long)st->bytes[i],
+               (unsigned long long)st->flushes[i]);
+        tw += st->writes[i];
+        tb += st->bytes[i];
+        tf += st->flushes[i];
     }
-    printf("%-16s %8llu %14llu\n", "total", (unsigned long long)tw, (unsigned long long)tb);
-    printf("%-16s %8llu\n", "flushes", (unsigned long long)flushes);
+    printf("%-16s %8llu %14llu %8llu\n", "total", (unsigned long long)tw,
+           (unsigned long long)tb, (unsigned long long)tf);
 }
 
 int main(int argc, char **argv)
@@ -103,10 +111,11 @@ int main(int argc, char **argv)
     size_t ncmds = 0;
     const char *create_size = NULL, *image;
     bool stats = false, create = false, no_repair = false;
-    uint64_t swrites[QC_WC_COUNT] = { 0 }, sbytes[QC_WC_COUNT] = { 0 }, sflushes = 0;
+    struct stats st;
     char err[512];
     int c, r, rc = 0;
 
+    memset(&st, 0, sizeof st);
     qc_io_opts_init(&io);
     qc_create_options_init(&copt);
     cmds = calloc((size_t)argc + 1, sizeof *cmds);
@@ -216,11 +225,11 @@ int main(int argc, char **argv)
             free(cmds);
             return 1;
         }
-        add_stats(swrites, sbytes, &sflushes, &cstats);
+        add_stats(&st, &cstats);
         if (!ncmds) {
             free(cmds);
             if (stats)
-                print_stats(swrites, sbytes, sflushes);
+                print_stats(&st);
             return 0;
         }
     }
@@ -263,8 +272,8 @@ int main(int argc, char **argv)
         fprintf(stderr, PROG ": %s: closing failed: %s\n", image, qc_strerror(r));
         s.failed = true;
     }
-    add_stats(swrites, sbytes, &sflushes, &w.img.file);
+    add_stats(&st, &w.img.file);
     if (stats)
-        print_stats(swrites, sbytes, sflushes);
+        print_stats(&st);
     return s.failed ? 1 : 0;
 }
