@@ -66,6 +66,17 @@ enum qc_event {
     QC_EV_PWRITEV,           /* before every write to the file */
     QC_EV_PWRITEV_ZERO,      /* before every write-zeroes to the file */
     QC_EV_PWRITEV_DONE,      /* after every write to the file */
+    /* known to blkdebug, never fired by the writers here */
+    QC_EV_VMSTATE_LOAD,
+    QC_EV_VMSTATE_SAVE,
+    QC_EV_L1_SHRINK_WRITE_TABLE,
+    QC_EV_L1_SHRINK_FREE_L2_CLUSTERS,
+    QC_EV_EMPTY_IMAGE_PREPARE,
+    QC_EV_COR_WRITE,
+    QC_EV_PWRITEV_RMW_HEAD,
+    QC_EV_PWRITEV_RMW_AFTER_HEAD,
+    QC_EV_PWRITEV_RMW_TAIL,
+    QC_EV_PWRITEV_RMW_AFTER_TAIL,
     QC_EV_HEADER_UPDATE,     /* not a blkdebug name: header rewrites */
     QC_EV_SNAPSHOT_UPDATE,   /* not a blkdebug name: snapshot table writes */
     QC_EV_REPAIR,            /* not a blkdebug name: qc-repair writes */
