@@ -305,7 +305,8 @@ void qc_header_validate(const struct qc_header *h, const struct qc_feature_table
         return;
     }
     if (h->refcount_table_clusters == 0 && !check_mode) {
-        qc_problem_add(p, QC_P_NO_REFTABLE, 56, "Image does not contain a reference count table");
+        qc_problem_add_sev(p, QC_P_NO_REFTABLE, QC_SEV_ERROR, 56,
+                           "Image does not contain a reference count table");
         return;
     }
     if ((uint64_t)h->refcount_table_clusters > QCOW_MAX_REFTABLE_SIZE / cs) {
