@@ -194,7 +194,7 @@ int qc_edit_add_ext(struct qc_edit *e, uint32_t magic, const uint8_t *data, size
     e->exts_changed = true;
     if (magic == QC_EXT_END)
         e->end_magic_added = true;
-    return log_add(e, "extension %#" PRIx32 " (%s) added: %zu bytes", magic, ext_label(magic), len);
+    return log_add(e, "extension %#" PRIx32 " (%s) added, length %zu", magic, ext_label(magic), len);
 }
 
 size_t qc_edit_del_ext(struct qc_edit *e, uint32_t magic)
@@ -443,8 +443,15 @@ static int plan_rewrite(struct qc_edit *e)
 static char *header_open_error(const struct qc_image *img, const uint8_t *buf, uint64_t len,
                                const struct qc_ext_list *exts)
 {
-    uint64_t n = len > img->cluster0_len ? len : img->cluster0_len;
-    uint8_t *whole = malloc(n ? n : 1);
+    /* the header checks read at most the 112-byte struct and header_length */
+    uint64_t n = len > QC_HEADER_V3_LEN ? len : QC_HEADER_V3_LEN;
+    uint8_t *whole;
+
+    if (len >= QC_HEADER_V3_MIN && qc_be32(buf + 100) > n)
+        n = qc_be32(buf + 100);
+    if (n > img->cluster0_len)
+        n = img->cluster0_len > len ? img->cluster0_len : len;
+    whole = malloc(n ? n : 1);
     struct qc_header h;
     struct qc_feature_table ft = { 0 };
     struct qc_problems p = { 0 };
@@ -455,7 +462,7 @@ static char *header_open_error(const struct qc_image *img, const uint8_t *buf, u
         return NULL;
     /* the header as the file will hold it: the planned bytes over the rest */
     memset(whole, 0, n);
-    memcpy(whole, img->cluster0, img->cluster0_len);
+    memcpy(whole, img->cluster0, img->cluster0_len < n ? img->cluster0_len : n);
     memcpy(whole, buf, len);
     if (fx && qc_feature_table_parse(&ft, fx->data, fx->avail) < 0)
         ft.n = 0;
@@ -484,13 +491,34 @@ static const char *incompat_consequence(unsigned bit)
     }
 }
 
-static int plan_guards(struct qc_edit *e, uint64_t hdr_len)
+/* QEMU's refusal when bit B alone is added to the incompatible bits as
+ * they were (the other requests applied), if it differs from OLD_ERR. */
+static char *bit_refusal(const struct qc_edit *e, unsigned b, const char *old_err)
+{
+    uint8_t *buf = malloc(e->len);
+    char *msg;
+
+    if (!buf)
+        return NULL;
+    memcpy(buf, e->after, e->len);
+    qc_put_be64(buf + 72, e->old[QC_HF_INCOMPATIBLE_FEATURES] | (1ull << b));
+    msg = header_open_error(e->img, buf, e->len, &e->exts);
+    free(buf);
+    if (msg && old_err && strcmp(msg, old_err) == 0) {
+        free(msg);
+        msg = NULL;
+    }
+    return msg;
+}
+
+static int plan_guards(struct qc_edit *e, uint64_t hdr_len, const char *old_err)
 {
     const int masks[] = { QC_HF_INCOMPATIBLE_FEATURES, QC_HF_COMPATIBLE_FEATURES,
                           QC_HF_AUTOCLEAR_FEATURES };
     bool masks_touched = false, masks_written = field_written(e, QC_HF_INCOMPATIBLE_FEATURES, hdr_len);
     uint64_t inc_old = e->old[QC_HF_INCOMPATIBLE_FEATURES], inc = e->v[QC_HF_INCOMPATIBLE_FEATURES];
     uint64_t cs = 1ull << (e->v[QC_HF_CLUSTER_BITS] & 63);
+    char *refusal;
     int r = 0;
 
     for (size_t i = 0; i < sizeof masks / sizeof masks[0]; i++)
@@ -506,13 +534,15 @@ static int plan_guards(struct qc_edit *e, uint64_t hdr_len)
             if (!(newly & (1ull << b)))
                 continue;
             name = qc_feature_short_name(QC_FG_INCOMPATIBLE, b);
-            if (e->qemu_refusal && b != 0 && b != 1)
+            refusal = b > 1 ? bit_refusal(e, b, old_err) : NULL;
+            if (refusal)
                 r = guard(e, QC_GUARD_INCOMPAT_SET,
                           "setting incompatible bit %u (%s): QEMU will refuse to open the image: %s",
-                          b, name ? name : "unknown", e->qemu_refusal);
+                          b, name ? name : "unknown", refusal);
             else
                 r = guard(e, QC_GUARD_INCOMPAT_SET, "setting incompatible bit %u (%s): %s",
                           b, name ? name : "unknown", incompat_consequence(b));
+            free(refusal);
         }
         if (r == 0 && (inc_old & QC_INCOMPAT_DIRTY)) {
             bool dirty_cleared = !(inc & QC_INCOMPAT_DIRTY);
@@ -594,8 +624,9 @@ int qc_edit_plan(struct qc_edit *e)
         free(e->qemu_refusal);
         e->qemu_refusal = NULL;
     }
+    r = plan_guards(e, hdr_len, old_err);
     free(old_err);
-    return plan_guards(e, hdr_len);
+    return r;
 }
 
 int qc_edit_write(struct qc_edit *e, struct qc_file *f)
@@ -648,8 +679,6 @@ void qc_edit_print_summary(FILE *out, const struct qc_edit *e)
             fprintf(out, "%" PRIu64 " bytes of the old extension area cleared at %#" PRIx64
                     "..%#" PRIx64 "\n", e->old_end - e->new_end, e->new_end, e->old_end);
     }
-    if (e->note)
-        fprintf(out, "%s\n", e->note);
     if (e->first == e->end)
         fprintf(out, "no byte changes\n");
 }

@@ -80,7 +80,7 @@ struct qc_edit {
     size_t nregions;
     struct qc_edit_guard_hit *guards;
     size_t nguards;
-    char *note;                     /* how the request was carried out, or NULL */
+    char *note;                     /* a request carried out in part, or NULL */
     char *qemu_refusal;             /* QEMU's open error for the result, when new */
 
     char error[256];                /* why the last call failed */

@@ -383,10 +383,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "qc-setfeature: %s%s: %s\n", force ? "warning: " : "", path,
                 edit.guards[i].message);
     if (edit.nguards && !force) {
-        fprintf(stderr, "qc-setfeature: %s: nothing changed (--force does it anyway)\n", path);
+        fprintf(stderr, "qc-setfeature: %s: nothing changed (--force overrides)\n", path);
         rc = 1;
         goto close;
     }
+    if (edit.note)
+        fprintf(stderr, "qc-setfeature: %s: %s\n", path, edit.note);
     if (edit.qemu_refusal) {
         bool told = false;
         for (size_t i = 0; i < edit.nguards; i++)
