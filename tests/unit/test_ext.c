@@ -234,6 +234,42 @@ static void test_extension_refusals(void **state)
     assert_string_equal(refusal_of(img, m, sizeof m), "Header extension too large");
 }
 
+/* Rows 25-26: qemu-img info opens these, qemu-io does not; they are
+ * reported, not refusals of the read-only open. */
+static void test_data_file_rules(void **state)
+{
+    uint8_t *img;
+    struct qc_image im;
+    char *path;
+
+    (void)state;
+    img = with_ext(0x12345678, 0, "", 0);
+    put_be(img + 72, 8, QC_INCOMPAT_DATA_FILE);
+    put_be(img + 88, 8, QC_AUTOCLEAR_DATA_RAW);
+    path = scratch_file(img, base_len);
+    assert_int_equal(qc_image_open(&im, path, 0, QC_VALIDATE_OPEN, NULL), 0);
+    assert_null(im.open_error);
+    assert_true(qc_problems_has(&im.problems, QC_P_DATA_FILE_REQUIRED));
+    for (size_t i = 0; i < im.problems.n; i++)
+        if (im.problems.v[i].kind == QC_P_DATA_FILE_REQUIRED)
+            assert_string_equal(im.problems.v[i].message, "'data-file' is required for this image");
+    qc_image_close(&im);
+    unlink(path);
+    free(path);
+
+    img = with_ext(0x12345678, 0, "", 0);
+    put_be(img + 88, 8, QC_AUTOCLEAR_DATA_RAW);
+    path = scratch_file(img, base_len);
+    assert_int_equal(qc_image_open(&im, path, 0, QC_VALIDATE_OPEN, NULL), 0);
+    assert_true(qc_problems_has(&im.problems, QC_P_RAW_WITHOUT_DATA_FILE));
+    for (size_t i = 0; i < im.problems.n; i++)
+        if (im.problems.v[i].kind == QC_P_RAW_WITHOUT_DATA_FILE)
+            assert_string_equal(im.problems.v[i].message, "data-file-raw requires a data file");
+    qc_image_close(&im);
+    unlink(path);
+    free(path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -241,6 +277,7 @@ int main(void)
         cmocka_unit_test(test_known_payloads),
         cmocka_unit_test(test_edit_list),
         cmocka_unit_test_setup(test_extension_refusals, load_base),
+        cmocka_unit_test_setup(test_data_file_rules, load_base),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
