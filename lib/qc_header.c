@@ -68,6 +68,17 @@ static void write_field(uint8_t *buf, size_t len, const struct qc_header_field_i
     }
 }
 
+uint64_t qc_header_field_get(const uint8_t *buf, size_t len, enum qc_header_field f)
+{
+    return (unsigned)f < QC_HF_COUNT ? read_field(buf, len, &fields[f]) : 0;
+}
+
+void qc_header_field_put(uint8_t *buf, size_t len, enum qc_header_field f, uint64_t v)
+{
+    if ((unsigned)f < QC_HF_COUNT)
+        write_field(buf, len, &fields[f], v);
+}
+
 int qc_header_parse(struct qc_header *h, const uint8_t *buf, size_t len)
 {
     size_t keep;
