@@ -6,7 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "qc_endian.h"
 #include "qc_io.h"
 
 #define HF_V3_END QC_HF_COMPRESSION_TYPE   /* fields of the 104-byte struct */
@@ -70,24 +69,6 @@ static bool v3_only(int f)
     return f >= QC_HF_INCOMPATIBLE_FEATURES && f <= QC_HF_HEADER_LENGTH;
 }
 
-static uint64_t get_field(const uint8_t *b, const struct qc_header_field_info *fi)
-{
-    switch (fi->size) {
-    case 1: return b[fi->offset];
-    case 4: return qc_be32(b + fi->offset);
-    default: return qc_be64(b + fi->offset);
-    }
-}
-
-static void put_field(uint8_t *b, const struct qc_header_field_info *fi, uint64_t v)
-{
-    switch (fi->size) {
-    case 1: b[fi->offset] = (uint8_t)v; break;
-    case 4: qc_put_be32(b + fi->offset, (uint32_t)v); break;
-    default: qc_put_be64(b + fi->offset, v); break;
-    }
-}
-
 /* python's '%#x' (0 is "0x0") */
 static void py_hex(char *buf, size_t len, uint64_t v)
 {
@@ -103,17 +84,17 @@ int qc_edit_init(struct qc_edit *e, struct qc_image *img)
     e->img = img;
     if (n < QC_HEADER_V2_LEN)
         return fail(e, QC_E_FORMAT, "the file ends inside the header (%zu bytes)", n);
-    e->loaded_v2 = qc_be32(b + 4) == 2;
+    e->loaded_v2 = qc_header_field_get(b, n, QC_HF_VERSION) == 2;
     if (!e->loaded_v2 && n < QC_HEADER_V3_MIN)
         return fail(e, QC_E_FORMAT, "the file ends inside the version 3 header (%zu bytes)", n);
     for (int f = 0; f < HF_V3_END; f++) {
         if (e->loaded_v2 && v3_only(f))
             e->old[f] = v2_defaults[f];
         else
-            e->old[f] = get_field(b, qc_header_field_info((enum qc_header_field)f));
+            e->old[f] = qc_header_field_get(b, n, (enum qc_header_field)f);
     }
-    if (!e->loaded_v2 && e->old[QC_HF_HEADER_LENGTH] > QC_HEADER_V3_MIN && n > QC_HEADER_V3_MIN)
-        e->old[QC_HF_COMPRESSION_TYPE] = b[QC_HEADER_V3_MIN];
+    if (!e->loaded_v2 && e->old[QC_HF_HEADER_LENGTH] > QC_HEADER_V3_MIN)
+        e->old[QC_HF_COMPRESSION_TYPE] = qc_header_field_get(b, n, QC_HF_COMPRESSION_TYPE);
     memcpy(e->v, e->old, sizeof e->v);
     if (qc_ext_list_copy(&e->exts, &img->exts) < 0)
         return fail(e, QC_E_NOMEM, "out of memory");
@@ -344,7 +325,7 @@ static void pack_header(const struct qc_edit *e, uint8_t *out, uint64_t hdr_len)
 {
     for (int f = 0; f < QC_HF_COUNT; f++)
         if (field_written(e, f, hdr_len))
-            put_field(out, qc_header_field_info((enum qc_header_field)f), e->v[f]);
+            qc_header_field_put(out, hdr_len, (enum qc_header_field)f, e->v[f]);
 }
 
 static int alloc_buffers(struct qc_edit *e, uint64_t len)
@@ -445,20 +426,19 @@ static char *header_open_error(const struct qc_image *img, const uint8_t *buf, u
 {
     /* the header checks read at most the 112-byte struct and header_length */
     uint64_t n = len > QC_HEADER_V3_LEN ? len : QC_HEADER_V3_LEN;
-    uint8_t *whole;
-
-    if (len >= QC_HEADER_V3_MIN && qc_be32(buf + 100) > n)
-        n = qc_be32(buf + 100);
-    if (n > img->cluster0_len)
-        n = img->cluster0_len > len ? img->cluster0_len : len;
-    whole = malloc(n ? n : 1);
-    struct qc_header h;
+    uint64_t hl = qc_header_field_get(buf, len, QC_HF_HEADER_LENGTH);
+    const struct qc_ext *fx = qc_ext_find(exts, QC_EXT_FEATURE_TABLE);
     struct qc_feature_table ft = { 0 };
     struct qc_problems p = { 0 };
-    const struct qc_ext *fx = qc_ext_find(exts, QC_EXT_FEATURE_TABLE);
+    struct qc_header h;
+    uint8_t *whole;
     char *msg = NULL;
 
-    if (!whole)
+    if (hl > n)
+        n = hl;
+    if (n > img->cluster0_len)
+        n = img->cluster0_len > len ? img->cluster0_len : len;
+    if (!(whole = malloc(n ? n : 1)))
         return NULL;
     /* the header as the file will hold it: the planned bytes over the rest */
     memset(whole, 0, n);
@@ -501,7 +481,8 @@ static char *bit_refusal(const struct qc_edit *e, unsigned b, const char *old_er
     if (!buf)
         return NULL;
     memcpy(buf, e->after, e->len);
-    qc_put_be64(buf + 72, e->old[QC_HF_INCOMPATIBLE_FEATURES] | (1ull << b));
+    qc_header_field_put(buf, e->len, QC_HF_INCOMPATIBLE_FEATURES,
+                        e->old[QC_HF_INCOMPATIBLE_FEATURES] | (1ull << b));
     msg = header_open_error(e->img, buf, e->len, &e->exts);
     free(buf);
     if (msg && old_err && strcmp(msg, old_err) == 0) {
