@@ -224,7 +224,8 @@ void qc_image_validate(struct qc_image *img, enum qc_validate_mode mode)
 
     qc_header_validate(h, &img->features, mode == QC_VALIDATE_CHECK, p);
     if (p->n == 0 && mode == QC_VALIDATE_WRITE && (h->incompatible_features & QC_INCOMPAT_CORRUPT))
-        qc_problem_add(p, QC_P_CORRUPT_BIT, 72, "qcow2: Image is corrupt; cannot be opened read/write");
+        qc_problem_add_sev(p, QC_P_CORRUPT_BIT, QC_SEV_ERROR, 72,
+                           "qcow2: Image is corrupt; cannot be opened read/write");
     if (p->n)
         goto done;
 

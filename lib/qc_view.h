@@ -38,6 +38,9 @@ struct json_object *qc_json_problems(const struct qc_problems *p);
 /* Exact unsigned 64-bit JSON number. */
 struct json_object *qc_json_u64(uint64_t v);
 
+/* A JSON string of TEXT made valid UTF-8 (other bytes become U+FFFD). */
+struct json_object *qc_json_text(const char *text);
+
 /* Prints a JSON document the way every tool does (4-space indent). */
 void qc_json_print(FILE *out, struct json_object *o);
 

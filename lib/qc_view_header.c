@@ -259,9 +259,80 @@ struct json_object *qc_json_u64(uint64_t v)
 
 void qc_json_print(FILE *out, struct json_object *o)
 {
-    fprintf(out, "%s\n", json_object_to_json_string_ext(
-                o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
-                   JSON_C_TO_STRING_NOSLASHESCAPE));
+    const char *s = json_object_to_json_string_ext(
+        o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED | JSON_C_TO_STRING_NOSLASHESCAPE);
+    bool line_start = true;
+
+    /* json-c indents by two spaces; the documents we print use four.
+     * Strings never hold a raw newline, so leading spaces are indentation. */
+    for (; *s; s++) {
+        if (line_start && *s == ' ')
+            fputs("  ", out);
+        else
+            fputc(*s, out);
+        if (*s == '\n')
+            line_start = true;
+        else if (*s != ' ')
+            line_start = false;
+    }
+    fputc('\n', out);
+}
+
+/* Length of the valid UTF-8 sequence at P (at most N bytes), 0 if invalid. */
+static size_t utf8_len(const unsigned char *p, size_t n)
+{
+    size_t len;
+    uint32_t cp;
+
+    if (p[0] < 0x80)
+        return 1;
+    if (p[0] >= 0xC2 && p[0] <= 0xDF)
+        len = 2, cp = p[0] & 0x1F;
+    else if (p[0] >= 0xE0 && p[0] <= 0xEF)
+        len = 3, cp = p[0] & 0x0F;
+    else if (p[0] >= 0xF0 && p[0] <= 0xF4)
+        len = 4, cp = p[0] & 0x07;
+    else
+        return 0;
+    if (n < len)
+        return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((p[i] & 0xC0) != 0x80)
+            return 0;
+        cp = cp << 6 | (p[i] & 0x3F);
+    }
+    if ((len == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
+        (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
+        return 0;
+    return len;
+}
+
+struct json_object *qc_json_text(const char *text)
+{
+    const unsigned char *p = (const unsigned char *)(text ? text : "");
+    size_t n = strlen((const char *)p), o = 0;
+    struct json_object *j;
+    char *buf;
+
+    /* bytes that are not UTF-8 become U+FFFD, so the document stays JSON */
+    buf = malloc(n * 3 + 1);
+    if (!buf)
+        return json_object_new_string("");
+    for (size_t i = 0; i < n;) {
+        size_t l = utf8_len(p + i, n - i);
+        if (l) {
+            memcpy(buf + o, p + i, l);
+            o += l;
+            i += l;
+        } else {
+            memcpy(buf + o, "\xEF\xBF\xBD", 3);
+            o += 3;
+            i++;
+        }
+    }
+    j = json_object_new_string_len(buf, (int)o);
+    free(buf);
+    return j;
 }
 
 struct json_object *qc_json_header(struct qc_image *img)
@@ -429,7 +500,7 @@ struct json_object *qc_json_problems(const struct qc_problems *p)
             json_object_object_add(o, "offset", qc_json_u64(pr->offset));
         if (pr->cluster != QC_NO_OFFSET)
             json_object_object_add(o, "cluster", qc_json_u64(pr->cluster));
-        json_object_object_add(o, "message", json_object_new_string(pr->message ? pr->message : ""));
+        json_object_object_add(o, "message", qc_json_text(pr->message));
         json_object_array_add(a, o);
     }
     return a;
