@@ -1,0 +1,183 @@
+/* Views of guest data: hexdump -C and the guest map. */
+#include "qc_view.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "qc_chain.h"
+#include "qc_map.h"
+
+/* --- hexdump -C ------------------------------------------------------------ */
+
+void qc_hexdump_start(struct qc_hexdump *h, FILE *out, uint64_t addr)
+{
+    memset(h, 0, sizeof *h);
+    h->out = out;
+    h->addr = addr;
+}
+
+static void hexdump_line(struct qc_hexdump *h, uint64_t addr, const uint8_t *p, size_t n)
+{
+    char buf[96];
+    size_t k = 0;
+
+    k += (size_t)snprintf(buf, sizeof buf, "%08" PRIx64 " ", addr);
+    for (size_t i = 0; i < 16; i++) {
+        if (i == 8)
+            buf[k++] = ' ';
+        if (i < n)
+            k += (size_t)snprintf(buf + k, sizeof buf - k, " %02x", p[i]);
+        else {
+            memcpy(buf + k, "   ", 3);
+            k += 3;
+        }
+    }
+    buf[k++] = ' ';
+    buf[k++] = ' ';
+    buf[k++] = '|';
+    for (size_t i = 0; i < n; i++)
+        buf[k++] = p[i] >= 0x20 && p[i] <= 0x7e ? (char)p[i] : '.';
+    buf[k++] = '|';
+    buf[k++] = '\n';
+    fwrite(buf, 1, k, h->out);
+}
+
+static void hexdump_full_line(struct qc_hexdump *h)
+{
+    uint64_t addr = h->addr - 16;
+
+    if (h->have_prev && memcmp(h->prev, h->line, 16) == 0) {
+        if (!h->starred)
+            fputs("*\n", h->out);
+        h->starred = true;
+    } else {
+        hexdump_line(h, addr, h->line, 16);
+        memcpy(h->prev, h->line, 16);
+        h->have_prev = true;
+        h->starred = false;
+    }
+    h->fill = 0;
+}
+
+void qc_hexdump_feed(struct qc_hexdump *h, const uint8_t *p, size_t n)
+{
+    while (n) {
+        size_t k = 16 - h->fill < n ? 16 - h->fill : n;
+        memcpy(h->line + h->fill, p, k);
+        h->fill += k;
+        h->addr += k;
+        p += k;
+        n -= k;
+        if (h->fill == 16)
+            hexdump_full_line(h);
+    }
+}
+
+void qc_hexdump_finish(struct qc_hexdump *h)
+{
+    if (h->fill)
+        hexdump_line(h, h->addr - h->fill, h->line, h->fill);
+    h->fill = 0;
+    if (h->addr)
+        fprintf(h->out, "%08" PRIx64 "\n", h->addr);
+}
+
+/* --- the guest map ------------------------------------------------------- */
+
+struct json_object *qc_map_entry_json(const struct qc_map_entry *e)
+{
+    struct json_object *o = json_object_new_object();
+
+    json_object_object_add(o, "start", json_object_new_int64((int64_t)e->start));
+    json_object_object_add(o, "length", json_object_new_int64((int64_t)e->length));
+    json_object_object_add(o, "depth", json_object_new_int64(e->depth));
+    json_object_object_add(o, "present", json_object_new_boolean(e->present));
+    json_object_object_add(o, "zero", json_object_new_boolean(e->zero));
+    json_object_object_add(o, "data", json_object_new_boolean(e->data));
+    if (e->has_offset)
+        json_object_object_add(o, "offset", json_object_new_int64((int64_t)e->offset));
+    return o;
+}
+
+char *qc_map_entry_json_text(const struct qc_map_entry *e)
+{
+    struct json_object *o = qc_map_entry_json(e);
+    const char *t = json_object_to_json_string_ext(o, JSON_C_TO_STRING_SPACED);
+    size_t n = strlen(t);
+    char *s = malloc(n + 1);
+
+    if (s) {
+        memcpy(s, t, n + 1);
+        /* qemu-img closes an entry with "}" right after the last value */
+        if (n >= 2 && s[n - 2] == ' ' && s[n - 1] == '}') {
+            s[n - 2] = '}';
+            s[n - 1] = '\0';
+        }
+    }
+    json_object_put(o);
+    return s;
+}
+
+static int map_json_entry(void *ctx, const struct qc_map_entry *e, bool last)
+{
+    FILE *out = ctx;
+    char *s = qc_map_entry_json_text(e);
+
+    if (!s)
+        return -ENOMEM;
+    fputs(s, out);
+    fputs(last ? "]\n" : ",\n", out);
+    free(s);
+    return 0;
+}
+
+int qc_view_map_json(FILE *out, struct qc_chain *c, uint64_t *fail_offset)
+{
+    fputc('[', out);
+    return qc_map_walk(c, map_json_entry, out, fail_offset);
+}
+
+static const char *map_kind(const struct qc_map_entry *e)
+{
+    if (e->data)
+        return e->zero ? "data, reads as zero" : "data";
+    if (e->zero)
+        return e->present ? "zero" : "unallocated, zero";
+    return "unallocated";
+}
+
+static int map_text_entry(void *ctx, const struct qc_map_entry *e, bool last)
+{
+    FILE *out = ctx;
+    char off[24] = "-";
+
+    (void)last;
+    if (e->has_offset)
+        snprintf(off, sizeof off, "%#" PRIx64, e->offset);
+    fprintf(out, "%#-18" PRIx64 " %#-18" PRIx64 " %-18s %5u  %-20s %s\n",
+            e->start, e->length, off, e->depth, map_kind(e),
+            e->has_offset && e->file && e->file->path ? e->file->path : "-");
+    return 0;
+}
+
+int qc_view_map_text(FILE *out, struct qc_chain *c, uint64_t *fail_offset)
+{
+    fprintf(out, "%-18s %-18s %-18s %5s  %-20s %s\n", "Offset", "Length", "Mapped to",
+            "Depth", "Kind", "File");
+    return qc_map_walk(c, map_text_entry, out, fail_offset);
+}
+
+static int map_array_entry(void *ctx, const struct qc_map_entry *e, bool last)
+{
+    (void)last;
+    json_object_array_add(ctx, qc_map_entry_json(e));
+    return 0;
+}
+
+int qc_json_map(struct qc_chain *c, struct json_object **arr, uint64_t *fail_offset)
+{
+    *arr = json_object_new_array();
+    return qc_map_walk(c, map_array_entry, *arr, fail_offset);
+}
