@@ -487,7 +487,9 @@ static int open_qcow2(struct qc_chain *c, struct qc_node *n, unsigned flags, cha
      * and backing name rules come later in QEMU's open */
     for (size_t i = 0; i < img->problems.n; i++) {
         const struct qc_problem *p = &img->problems.v[i];
-        if (p->severity != QC_SEV_ERROR || p->kind == QC_P_MISSING_CRYPTO_HEADER ||
+        /* a missing refcount table only passes in check mode */
+        bool fatal = p->severity == QC_SEV_ERROR || p->kind == QC_P_NO_REFTABLE;
+        if (!fatal || p->kind == QC_P_MISSING_CRYPTO_HEADER ||
             p->kind == QC_P_BACKING_NAME_TOO_LONG)
             continue;
         *err = msgf("%s", p->message ? p->message : "invalid image");
