@@ -188,6 +188,29 @@ int64_t qc_l2_count_contiguous(const uint8_t *table, bool extl2, bool data_file,
         count += r;
         if (first + (unsigned)r < per)
             break;
+        if (i == 0 && !extl2) {
+            /* Standard entries: the run goes on while each entry has the
+             * expected offset and the same flags that decide its type, so
+             * one masked compare per entry gives the same count. */
+            uint64_t want = expect_off | (expect == QC_SCT_ZERO_ALLOC || expect == QC_SCT_ZERO_PLAIN
+                                          ? QC_OFLAG_ZERO : 0);
+            const uint64_t sel = QC_OFLAG_COMPRESSED | QC_OFLAG_ZERO | QC_L2E_OFFSET_MASK;
+            const uint8_t *p = table + (l2_index + 1) * 8;
+            bool unalloc = expect == QC_SCT_UNALLOCATED_PLAIN;
+            uint64_t j = 1;
+
+            for (; j < nb_clusters; j++, p += 8) {
+                uint64_t raw = qc_be64(p);
+                if (check_off)
+                    want = (want & ~QC_L2E_OFFSET_MASK) | (expect_off + j * cluster_size);
+                if ((raw & sel) != want)
+                    break;
+                /* with a data file, offset 0 plus COPIED is a normal cluster */
+                if (unalloc && data_file && (raw & QC_OFLAG_COPIED))
+                    break;
+            }
+            return count + (int64_t)(j - 1);
+        }
     }
     return count;
 }

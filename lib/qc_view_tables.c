@@ -158,7 +158,7 @@ static void walk_l1(struct sink *s, struct qc_image *img, bool nonzero)
 {
     const struct qc_header *h = &img->hdr;
     uint8_t buf[8 * 4096];
-    struct json_object *rows = sink_array(s, "entries");
+    struct json_object *rows;
 
     if (!geometry(s, img))
         return;
@@ -173,6 +173,7 @@ static void walk_l1(struct sink *s, struct qc_image *img, bool nonzero)
         add_u64(s->obj, "size", h->l1_size);
         add_u64(s->obj, "needed", l1_needed(img));
     }
+    rows = sink_array(s, "entries");
     for (uint64_t i = 0; i < h->l1_size;) {
         uint64_t pos = h->l1_table_offset + 8 * i;
         size_t want = (size_t)((h->l1_size - i) < 4096 ? (h->l1_size - i) : 4096) * 8;
@@ -219,7 +220,11 @@ static const char *l2_type(const struct qc_l2_entry *e, bool extl2)
     if (extl2 && e->type != QC_CT_COMPRESSED &&
         qc_l2_subcluster_type(e, true, 0) == QC_SCT_INVALID)
         return "invalid";
-    return qc_cluster_type_name(e->type);
+    switch (e->type) {
+    case QC_CT_ZERO_PLAIN: return "zero-plain";
+    case QC_CT_ZERO_ALLOC: return "zero-alloc";
+    default: return qc_cluster_type_name(e->type);
+    }
 }
 
 /* One character per subcluster: D allocated, Z reads as zero, . neither,
@@ -293,8 +298,10 @@ static void walk_one_l2(struct sink *s, struct qc_image *img, uint64_t l1_index,
         if (comp) {
             d = qc_compressed_decode(&g, e.raw & ~(QC_OFLAG_COPIED | QC_OFLAG_COMPRESSED));
             hexstr(host, sizeof host, d.offset);
-            if (past_eof(img, d.offset, d.size))
+            if (d.offset >= img->file.size)
                 FL("%spast-eof", k ? "," : "");
+            else if (past_eof(img, d.offset, d.size))
+                FL("%send-past-eof", k ? "," : "");
             if (extl2 && e.bitmap)
                 FL("%sbitmap-set", k ? "," : "");
         } else {
@@ -391,7 +398,7 @@ static void walk_refcounts(struct sink *s, struct qc_image *img, bool nonzero)
     const struct qc_header *h = &img->hdr;
     uint64_t cs = img->cluster_size, per = img->refblock_entries;
     uint64_t entries = (uint64_t)h->refcount_table_clusters * cs / 8;
-    struct json_object *rows = sink_array(s, "table");
+    struct json_object *rows;
     uint8_t *block = NULL, buf[8 * 512];
 
     if (!geometry(s, img))
@@ -408,6 +415,7 @@ static void walk_refcounts(struct sink *s, struct qc_image *img, bool nonzero)
         add_u64(s->obj, "refcount_bits", img->refcount_bits);
         add_u64(s->obj, "refcounts_per_block", per);
     }
+    rows = sink_array(s, "table");
     block = malloc((size_t)cs);
     if (!block) {
         sink_error(s, "out of memory");
@@ -527,7 +535,7 @@ static char *hex_bytes(const uint8_t *p, size_t n)
 static void walk_snapshots(struct sink *s, struct qc_image *img)
 {
     const struct qc_header *h = &img->hdr;
-    struct json_object *rows = sink_array(s, "snapshots");
+    struct json_object *rows;
     /* the largest table QEMU accepts, plus one entry of the largest size */
     uint64_t cap = QC_SNAPSHOT_TABLE_MAX + QC_SNAPSHOT_ENTRY_FIXED + QC_SNAPSHOT_MAX_EXTRA + 2 * 65535 + 8;
     struct qc_snapshot_table t;
@@ -542,6 +550,7 @@ static void walk_snapshots(struct sink *s, struct qc_image *img)
         add_u64(s->obj, "offset", h->snapshots_offset);
         add_u64(s->obj, "nb_snapshots", h->nb_snapshots);
     }
+    rows = sink_array(s, "snapshots");
     if (!h->nb_snapshots)
         return;
     want = (uint64_t)h->nb_snapshots * (QC_SNAPSHOT_ENTRY_FIXED + QC_SNAPSHOT_MAX_EXTRA + 2 * 65535 + 8);
@@ -707,7 +716,7 @@ static void walk_bitmaps(struct sink *s, struct qc_image *img, bool nonzero)
     const struct qc_ext *ext = NULL;
     struct qc_ext_bitmaps eb;
     struct qc_bitmap_dir d;
-    struct json_object *rows = sink_array(s, "bitmaps");
+    struct json_object *rows;
     uint8_t *dir;
     size_t got;
     bool consistent = (img->hdr.autoclear_features & QC_AUTOCLEAR_BITMAPS) != 0;
@@ -737,6 +746,7 @@ static void walk_bitmaps(struct sink *s, struct qc_image *img, bool nonzero)
         add_u64(s->obj, "reserved32", eb.reserved32);
         add_bool(s->obj, "consistent", consistent);
     }
+    rows = sink_array(s, "bitmaps");
     if (eb.directory_size > 1024ull * 65535) {
         sink_error(s, "bitmap directory size %" PRIu64 " is above QEMU's limit (67107840)",
                    eb.directory_size);

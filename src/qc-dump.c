@@ -70,6 +70,18 @@ static int usage_error(const char *fmt, const char *arg)
     return 64;
 }
 
+static bool is_flag(const char *name)
+{
+    static const char *const flags[] = {
+        "--version", "--legacy", "--exts", "--hex", "--features", "--json", "--l1",
+        "--refcounts", "--nonzero", "--snapshots", "--bitmaps", "--map", "--backing",
+    };
+    for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++)
+        if (strcmp(name, flags[i]) == 0)
+            return true;
+    return false;
+}
+
 /* Parses argv.  Returns -1 to go on, or an exit status. */
 static int parse_args(int argc, char **argv, struct options *o)
 {
@@ -173,6 +185,8 @@ static int parse_args(int argc, char **argv, struct options *o)
             NEXT(o->raw_out);
             if (!o->raw_out[0])
                 return usage_error("%s", "empty file name for --raw");
+        } else if (val && is_flag(name)) {
+            return usage_error("option '%s' takes no argument", name);
         } else {
             return usage_error("unknown option '%s'", a);
         }
@@ -339,6 +353,7 @@ static int do_read(const struct options *o, struct json_object *doc)
         fprintf(stderr, "qc-dump: read failed at guest offset %llu: %s\n", (unsigned long long)at,
                 r == -ENOTSUP ? "encrypted data" : strerror(EIO));
     } else if (c.top->backing_skipped && !doc) {
+        fflush(stdout);
         fprintf(stderr, "qc-dump: note: backing file not opened (--backing reads through it); "
                 "unallocated ranges read as zeros\n");
     }

@@ -673,6 +673,9 @@ def main():
                         log.append('mutation skipped: %s' % e)
                 if target != 'img.qcow2':
                     log = ['[%s] ' % target + l for l in log]
+            # settle delayed allocation: SEEK_DATA answers must not change
+            # between the two programs' runs
+            os.sync()
             probs = compare(d, 'img.qcow2', qc, stats, a.quiet)
             compared += 1
             tag = '%s#%s' % (n, 'base' if i is None else i)
