@@ -259,9 +259,18 @@ struct json_object *qc_json_u64(uint64_t v)
 
 void qc_json_print(FILE *out, struct json_object *o)
 {
-    fprintf(out, "%s\n", json_object_to_json_string_ext(
-                o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
-                   JSON_C_TO_STRING_NOSLASHESCAPE));
+    const char *s = json_object_to_json_string_ext(
+        o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED | JSON_C_TO_STRING_NOSLASHESCAPE);
+
+    /* json-c indents by 2; our documents use 4.  Strings never hold a raw
+     * newline (it is escaped), so every line starts with indentation. */
+    while (*s) {
+        size_t ind = strspn(s, " "), len = strcspn(s + ind, "\n");
+        fprintf(out, "%*s%.*s\n", (int)(2 * ind), "", (int)len, s + ind);
+        s += ind + len;
+        if (*s == '\n')
+            s++;
+    }
 }
 
 struct json_object *qc_json_header(struct qc_image *img)
