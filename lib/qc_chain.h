@@ -19,7 +19,7 @@
 #define QC_BDRV_MAX_LENGTH 0x7FFFFFFFC0000000ull
 
 /* Deepest backing chain we follow (QEMU has no limit, and hangs on loops). */
-#define QC_CHAIN_MAX_DEPTH 64
+#define QC_CHAIN_MAX_DEPTH 32
 
 enum qc_node_kind { QC_NODE_QCOW2, QC_NODE_RAW };
 

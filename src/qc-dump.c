@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "qc_chain.h"
@@ -235,6 +236,23 @@ static int map_failed(uint64_t off)
     return 1;
 }
 
+/* Is PATH one of the files the chain reads (image, data file, backing)? */
+static bool chain_uses(const struct qc_chain *c, const char *path)
+{
+    struct stat so, sf;
+
+    if (stat(path, &so) < 0)
+        return false;
+    for (const struct qc_node *n = c->top; n; n = n->backing) {
+        const struct qc_file *files[2] = { n->file, n->has_data_file ? &n->data_file : NULL };
+        for (int i = 0; i < 2; i++)
+            if (files[i] && fstat(files[i]->fd, &sf) == 0 &&
+                sf.st_dev == so.st_dev && sf.st_ino == so.st_ino)
+                return true;
+    }
+    return false;
+}
+
 static int do_raw(const struct options *o, struct json_object *doc)
 {
     struct qc_chain c;
@@ -247,6 +265,11 @@ static int do_raw(const struct options *o, struct json_object *doc)
     if (c.top->encrypted) {
         fprintf(stderr, "qc-dump: %s: encrypted image: guest data cannot be read without the key\n",
                 o->image);
+        qc_chain_close(&c);
+        return 1;
+    }
+    if (chain_uses(&c, o->raw_out)) {
+        fprintf(stderr, "qc-dump: %s: refusing to overwrite a file the image reads\n", o->raw_out);
         qc_chain_close(&c);
         return 1;
     }

@@ -7,3 +7,6 @@ for f in dv-std dv-extl2 dv-backing dv-datafile; do
 done
 qc-dump --raw out.raw dv-damaged.qcow2; echo "exit $?"
 qc-dump --raw out.raw --json dv-std.qcow2 | sed -n '/"raw"/,$p'; echo "exit $?"
+# never over a file the image reads
+qc-dump --raw dv-backing.base dv-backing.qcow2; echo "exit $?"
+cmp <(zcat "$FIXTURES/dv-backing.base.gz") dv-backing.base && echo "backing file intact"
