@@ -580,8 +580,22 @@ static int open_node(struct qc_chain *c, struct qc_node *n, const char *format,
     if (format && strcmp(format, "raw") == 0)
         return open_raw(n, err);
     if (format) {
-        *err = msgf("backing format '%s' is not supported", format);
-        return -ENOTSUP;
+        /* QEMU's other drivers exist but only QEMU reads them */
+        static const char *const drivers[] = {
+            "qcow", "qed", "vmdk", "vpc", "vhdx", "vdi", "parallels", "bochs", "cloop",
+            "dmg", "luks", "vvfat", "file", "host_device", "host_cdrom", "nbd", "blkdebug",
+            "blkverify", "copy-on-read", "throttle", "null-co", "null-aio", "compress",
+            "preallocate", "snapshot-access", "quorum", "replication", "ssh", "http",
+            "https", "ftp", "ftps", "iscsi", "rbd", "nfs", "gluster",
+        };
+        for (size_t i = 0; i < sizeof drivers / sizeof drivers[0]; i++) {
+            if (strcmp(format, drivers[i]) == 0) {
+                *err = msgf("backing format '%s' is not supported", format);
+                return -ENOTSUP;
+            }
+        }
+        *err = msgf("Unknown driver '%s'", format);
+        return -EINVAL;
     }
     r = qc_file_open(&probe, n->filename, 0, NULL);
     if (r < 0) {

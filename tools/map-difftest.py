@@ -33,6 +33,7 @@ import sys
 import tempfile
 
 TIMEOUT = 30
+MSGLOG = os.environ.get('DIFFTEST_MSGLOG')
 
 
 def run(cmd, cwd, timeout=TIMEOUT):
@@ -580,6 +581,11 @@ def compare(d, img, qc, stats, quiet):
             stats['map-fail-agree'] += 1
             if out == qout:
                 stats['map-partial-same'] += 1
+            if qerr.replace(b'qemu-img: ', b'qc-dump: ') == err:
+                stats['map-stderr-same'] += 1
+            elif MSGLOG:
+                with open(MSGLOG, 'ab') as f:
+                    f.write(b'Q ' + qerr + b'O ' + err + b'\n')
     else:
         if rc != 0:
             probs.append('map: qc-dump exit %s (%s), qemu-img ok' % (rc, err.strip()[-200:]))
@@ -647,7 +653,8 @@ def main():
     qc = os.path.abspath(os.path.join(a.bin, 'qc-dump'))
     rng = random.Random(a.seed)
     stats = {k: 0 for k in ('map-ok', 'map-fail-agree', 'map-partial-same', 'map-notqcow2',
-                            'map-qemu-hang', 'raw-ok', 'raw-fail-agree', 'raw-encrypted')}
+                            'map-qemu-hang', 'raw-ok', 'raw-fail-agree', 'raw-encrypted',
+                            'map-stderr-same')}
     fails = 0
     compared = 0
     with tempfile.TemporaryDirectory(prefix='qc-difftest.') as work:
