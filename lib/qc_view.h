@@ -78,6 +78,17 @@ void qc_hexdump_start(struct qc_hexdump *h, FILE *out, uint64_t addr);
 void qc_hexdump_feed(struct qc_hexdump *h, const uint8_t *p, size_t n);
 void qc_hexdump_finish(struct qc_hexdump *h);
 
+struct qc_file;
+struct qc_node;
+/* `hexdump -C -s OFF -n LEN FILE`: host bytes of F.  Returns 0 or a
+ * negative code (read error). */
+int qc_view_host_hexdump(FILE *out, struct qc_file *f, uint64_t off, uint64_t len);
+/* The same for guest bytes of node N, as hexdump -C would show that range
+ * of a raw copy of the disk.  Returns 0, or the negative code of
+ * qc_guest_read (*FAIL_OFFSET tells where). */
+int qc_view_guest_hexdump(FILE *out, struct qc_node *n, uint64_t off, uint64_t len,
+                          uint64_t *fail_offset);
+
 /* --- the guest map -------------------------------------------------------- */
 struct qc_map_entry;
 struct qc_chain;

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "qc_chain.h"
+#include "qc_guest.h"
 #include "qc_map.h"
 
 /* --- hexdump -C ------------------------------------------------------------ */
@@ -82,6 +83,63 @@ void qc_hexdump_finish(struct qc_hexdump *h)
     h->fill = 0;
     if (h->addr)
         fprintf(h->out, "%08" PRIx64 "\n", h->addr);
+}
+
+/* hexdump -n 0 prints nothing at all; a start past the end shows the end. */
+static void clip(uint64_t size, uint64_t *off, uint64_t *len)
+{
+    if (*len == 0) {
+        *off = 0;
+    } else if (*off >= size) {
+        *off = size;
+        *len = 0;
+    } else if (*len > size - *off) {
+        *len = size - *off;
+    }
+}
+
+int qc_view_host_hexdump(FILE *out, struct qc_file *f, uint64_t off, uint64_t len)
+{
+    struct qc_hexdump hd;
+    uint8_t buf[65536];
+
+    clip(f->size, &off, &len);
+    qc_hexdump_start(&hd, out, off);
+    for (uint64_t done = 0; done < len;) {
+        size_t n = len - done < sizeof buf ? (size_t)(len - done) : sizeof buf;
+        int r = qc_file_read(f, off + done, buf, n);
+        if (r < 0)
+            return r;
+        qc_hexdump_feed(&hd, buf, n);
+        done += n;
+    }
+    qc_hexdump_finish(&hd);
+    return 0;
+}
+
+int qc_view_guest_hexdump(FILE *out, struct qc_node *n, uint64_t off, uint64_t len,
+                          uint64_t *fail_offset)
+{
+    const size_t chunk = 1u << 20;
+    struct qc_hexdump hd;
+    uint8_t *buf = malloc(chunk);
+    int r = 0;
+
+    if (!buf)
+        return -ENOMEM;
+    clip(n->length, &off, &len);
+    qc_hexdump_start(&hd, out, off);
+    for (uint64_t done = 0; done < len;) {
+        size_t k = len - done < chunk ? (size_t)(len - done) : chunk;
+        if ((r = qc_guest_read(n, off + done, buf, k, fail_offset)) < 0)
+            break;
+        qc_hexdump_feed(&hd, buf, k);
+        done += k;
+    }
+    if (r == 0)
+        qc_hexdump_finish(&hd);
+    free(buf);
+    return r;
 }
 
 /* --- the guest map ------------------------------------------------------- */

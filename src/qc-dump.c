@@ -308,14 +308,11 @@ static int do_raw(const struct options *o, struct json_object *doc)
     return r < 0 ? 1 : 0;
 }
 
-/* Guest bytes [off, off+len) of the top image as hexdump -C of a raw
- * export would show them. */
+/* Guest bytes of the top image, as hexdump -C of a raw export would show. */
 static int do_read(const struct options *o, struct json_object *doc)
 {
     struct qc_chain c;
-    struct qc_hexdump hd;
-    uint64_t off = o->rd_off, len = o->rd_len, size, at = 0;
-    uint8_t *buf;
+    uint64_t at = 0;
     char *hex = NULL;
     size_t hexlen = 0;
     FILE *out = stdout;
@@ -329,57 +326,30 @@ static int do_read(const struct options *o, struct json_object *doc)
         qc_chain_close(&c);
         return 1;
     }
-    size = c.top->length;
-    if (len == 0) {
-        off = 0;   /* hexdump prints nothing at all for -n 0 */
-    } else if (off >= size) {
-        off = size;
-        len = 0;
-    } else if (len > size - off) {
-        len = size - off;
-    }
     if (doc && !(out = open_memstream(&hex, &hexlen))) {
         qc_chain_close(&c);
         return 1;
     }
-    buf = malloc(1u << 20);
-    if (!buf) {
-        qc_chain_close(&c);
-        return 1;
-    }
-    qc_hexdump_start(&hd, out, off);
-    for (uint64_t done = 0; done < len;) {
-        size_t n = len - done < (1u << 20) ? (size_t)(len - done) : (1u << 20);
-        r = qc_guest_read(c.top, off + done, buf, n, &at);
-        if (r < 0)
-            break;
-        qc_hexdump_feed(&hd, buf, n);
-        done += n;
-    }
-    if (r >= 0)
-        qc_hexdump_finish(&hd);
-    free(buf);
+    r = qc_view_guest_hexdump(out, c.top, o->rd_off, o->rd_len, &at);
     if (doc) {
         fclose(out);
         if (r >= 0) {
             struct json_object *j = json_object_new_object();
             json_object_object_add(j, "offset", qc_json_u64(o->rd_off));
-            json_object_object_add(j, "length", qc_json_u64(len));
+            json_object_object_add(j, "length", qc_json_u64(o->rd_len));
             json_object_object_add(j, "backing", json_object_new_boolean(o->backing));
             json_object_object_add(j, "hexdump", json_object_new_string(hex ? hex : ""));
             json_object_object_add(doc, "read", j);
         }
         free(hex);
     }
-    if (r < 0) {
-        fflush(stdout);
+    fflush(stdout);
+    if (r < 0)
         fprintf(stderr, "qc-dump: read failed at guest offset %llu: %s\n", (unsigned long long)at,
                 r == -ENOTSUP ? "encrypted data" : strerror(EIO));
-    } else if (c.top->backing_skipped && !doc) {
-        fflush(stdout);
+    else if (c.top->backing_skipped && !doc)
         fprintf(stderr, "qc-dump: note: backing file not opened (--backing reads through it); "
                 "unallocated ranges read as zeros\n");
-    }
     qc_chain_close(&c);
     return r < 0 ? 1 : 0;
 }
@@ -412,45 +382,29 @@ static int do_map(const struct options *o, struct json_object *doc, bool qemu_js
 
 static int do_hexdump(const struct options *o, struct qc_image *img, struct json_object *doc)
 {
-    struct qc_hexdump hd;
-    uint64_t off = o->hx_off, len = o->hx_len, size = img->file.size;
-    uint8_t buf[65536];
     char *hex = NULL;
     size_t hexlen = 0;
     FILE *out = stdout;
+    int r;
 
-    if (len == 0) {
-        off = 0;
-    } else if (off >= size) {
-        off = size;
-        len = 0;
-    } else if (len > size - off) {
-        len = size - off;
-    }
     if (doc && !(out = open_memstream(&hex, &hexlen)))
         return 1;
-    qc_hexdump_start(&hd, out, off);
-    for (uint64_t done = 0; done < len;) {
-        size_t n = len - done < sizeof buf ? (size_t)(len - done) : sizeof buf;
-        if (qc_file_read(&img->file, off + done, buf, n) < 0) {
-            if (doc)
-                fclose(out);
-            free(hex);
-            fprintf(stderr, "qc-dump: %s: read error\n", o->image);
-            return 1;
-        }
-        qc_hexdump_feed(&hd, buf, n);
-        done += n;
-    }
-    qc_hexdump_finish(&hd);
+    r = qc_view_host_hexdump(out, &img->file, o->hx_off, o->hx_len);
     if (doc) {
-        struct json_object *j = json_object_new_object();
         fclose(out);
-        json_object_object_add(j, "offset", qc_json_u64(o->hx_off));
-        json_object_object_add(j, "length", qc_json_u64(len));
-        json_object_object_add(j, "hexdump", json_object_new_string(hex ? hex : ""));
-        json_object_object_add(doc, "hexdump", j);
+        if (r == 0) {
+            struct json_object *j = json_object_new_object();
+            json_object_object_add(j, "offset", qc_json_u64(o->hx_off));
+            json_object_object_add(j, "length", qc_json_u64(o->hx_len));
+            json_object_object_add(j, "hexdump", json_object_new_string(hex ? hex : ""));
+            json_object_object_add(doc, "hexdump", j);
+        }
         free(hex);
+    }
+    if (r < 0) {
+        fflush(stdout);
+        fprintf(stderr, "qc-dump: %s: %s\n", o->image, qc_strerror(r));
+        return 1;
     }
     return 0;
 }
