@@ -29,6 +29,8 @@ struct qc_extent {
     bool valid;
     bool data;
     uint64_t start, end;
+    bool next_data_valid;      /* NEXT_DATA starts a data extent */
+    uint64_t next_data;
 };
 
 struct qc_chain;

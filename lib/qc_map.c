@@ -119,6 +119,23 @@ static unsigned file_status(struct qc_extent *x, const struct qc_file *f, uint64
         *pnum = x->end - off;
         goto out;
     }
+    if (x->next_data_valid && off >= x->next_data) {
+        /* a data extent starts at next_data: where it ends answers for
+         * OFF too when OFF lies inside it (one lseek instead of two) */
+        h = lseek(f->fd, (off_t)x->next_data, SEEK_HOLE);
+        x->next_data_valid = false;
+        if (h > 0 && (uint64_t)h > x->next_data) {
+            x->valid = true;
+            x->data = true;
+            x->start = x->next_data;
+            x->end = (uint64_t)h;
+            if (off < x->end) {
+                flags = QC_BS_DATA;
+                *pnum = x->end - off;
+                goto out;
+            }
+        }
+    }
     d = lseek(f->fd, (off_t)off, SEEK_DATA);
     if (d < 0) {
         if (errno == ENXIO) {
@@ -144,6 +161,8 @@ static unsigned file_status(struct qc_extent *x, const struct qc_file *f, uint64
         x->data = false;
         x->start = off;
         x->end = (uint64_t)d;
+        x->next_data_valid = true;
+        x->next_data = (uint64_t)d;
         flags = QC_BS_ZERO;
         *pnum = (uint64_t)d - off;
         goto out;

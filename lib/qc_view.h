@@ -93,9 +93,7 @@ int qc_view_guest_hexdump(FILE *out, struct qc_node *n, uint64_t off, uint64_t l
 struct qc_map_entry;
 struct qc_chain;
 
-/* One entry exactly as `qemu-img map --output=json` prints it (no
- * separator); returns a malloc'ed string. */
-char *qc_map_entry_json_text(const struct qc_map_entry *e);
+/* One entry as a JSON object with qemu-img map's members. */
 struct json_object *qc_map_entry_json(const struct qc_map_entry *e);
 
 /* Streams the map of the chain as qemu-img map --output=json (opening "[",

@@ -159,42 +159,70 @@ struct json_object *qc_map_entry_json(const struct qc_map_entry *e)
     return o;
 }
 
-char *qc_map_entry_json_text(const struct qc_map_entry *e)
-{
-    struct json_object *o = qc_map_entry_json(e);
-    const char *t = json_object_to_json_string_ext(o, JSON_C_TO_STRING_SPACED);
-    size_t n = strlen(t);
-    char *s = malloc(n + 1);
+/* One json-c object serves every entry: its values are updated in place,
+ * so a map of millions of entries costs no allocation per entry. */
+struct map_json {
+    FILE *out;
+    struct json_object *o, *start, *length, *depth, *present, *zero, *data, *offset;
+};
 
-    if (s) {
-        memcpy(s, t, n + 1);
-        /* qemu-img closes an entry with "}" right after the last value */
-        if (n >= 2 && s[n - 2] == ' ' && s[n - 1] == '}') {
-            s[n - 2] = '}';
-            s[n - 1] = '\0';
-        }
+static void map_json_text(struct map_json *m, const struct qc_map_entry *e)
+{
+    const char *t;
+    size_t n;
+
+    json_object_set_int64(m->start, (int64_t)e->start);
+    json_object_set_int64(m->length, (int64_t)e->length);
+    json_object_set_int64(m->depth, e->depth);
+    json_object_set_boolean(m->present, e->present);
+    json_object_set_boolean(m->zero, e->zero);
+    json_object_set_boolean(m->data, e->data);
+    if (e->has_offset && !m->offset) {
+        m->offset = json_object_new_int64(0);
+        json_object_object_add(m->o, "offset", m->offset);
+    } else if (!e->has_offset && m->offset) {
+        json_object_object_del(m->o, "offset");
+        m->offset = NULL;
     }
-    json_object_put(o);
-    return s;
+    if (m->offset)
+        json_object_set_int64(m->offset, (int64_t)e->offset);
+    t = json_object_to_json_string_ext(m->o, JSON_C_TO_STRING_SPACED);
+    n = strlen(t);
+    /* qemu-img closes an entry with "}" right after the last value */
+    if (n >= 2 && t[n - 2] == ' ' && t[n - 1] == '}') {
+        fwrite(t, 1, n - 2, m->out);
+        fputc('}', m->out);
+    } else {
+        fwrite(t, 1, n, m->out);
+    }
 }
 
 static int map_json_entry(void *ctx, const struct qc_map_entry *e, bool last)
 {
-    FILE *out = ctx;
-    char *s = qc_map_entry_json_text(e);
+    struct map_json *m = ctx;
 
-    if (!s)
-        return -ENOMEM;
-    fputs(s, out);
-    fputs(last ? "]\n" : ",\n", out);
-    free(s);
+    map_json_text(m, e);
+    fputs(last ? "]\n" : ",\n", m->out);
     return 0;
 }
 
 int qc_view_map_json(FILE *out, struct qc_chain *c, uint64_t *fail_offset)
 {
+    struct map_json m = { out, json_object_new_object(), NULL, NULL, NULL, NULL, NULL, NULL, NULL };
+    int r;
+
+#define KEY(field, name, v) json_object_object_add(m.o, name, m.field = (v))
+    KEY(start, "start", json_object_new_int64(0));
+    KEY(length, "length", json_object_new_int64(0));
+    KEY(depth, "depth", json_object_new_int64(0));
+    KEY(present, "present", json_object_new_boolean(0));
+    KEY(zero, "zero", json_object_new_boolean(0));
+    KEY(data, "data", json_object_new_boolean(0));
+#undef KEY
     fputc('[', out);
-    return qc_map_walk(c, map_json_entry, out, fail_offset);
+    r = qc_map_walk(c, map_json_entry, &m, fail_offset);
+    json_object_put(m.o);
+    return r;
 }
 
 static const char *map_kind(const struct qc_map_entry *e)
