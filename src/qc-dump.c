@@ -411,6 +411,15 @@ static int do_hexdump(const struct options *o, struct qc_image *img, struct json
 
 /* --- main ------------------------------------------------------------------ */
 
+/* Adds a JSON section; a section that could not be shown makes the exit
+ * status 1, as its text view does. */
+static void add_section(struct json_object *doc, const char *key, struct json_object *sec, int *rc)
+{
+    if (json_object_object_get_ex(sec, "error", NULL))
+        *rc = 1;
+    json_object_object_add(doc, key, sec);
+}
+
 static int table_views(const struct options *o, struct qc_image *img, struct json_object *doc)
 {
     int rc = 0, r;
@@ -420,35 +429,35 @@ static int table_views(const struct options *o, struct qc_image *img, struct jso
     if (o->l1) {
         SEP();
         if (doc)
-            json_object_object_add(doc, "l1", qc_json_l1(img, o->nonzero));
+            add_section(doc, "l1", qc_json_l1(img, o->nonzero), &rc);
         else if (qc_view_l1(stdout, img, o->nonzero))
             rc = 1;
     }
     if (o->l2) {
         SEP();
         if (doc)
-            json_object_object_add(doc, "l2", qc_json_l2(img, o->l2_all, o->l2_index, o->nonzero));
+            add_section(doc, "l2", qc_json_l2(img, o->l2_all, o->l2_index, o->nonzero), &rc);
         else if (qc_view_l2(stdout, img, o->l2_all, o->l2_index, o->nonzero))
             rc = 1;
     }
     if (o->refcounts) {
         SEP();
         if (doc)
-            json_object_object_add(doc, "refcounts", qc_json_refcounts(img, o->nonzero));
+            add_section(doc, "refcounts", qc_json_refcounts(img, o->nonzero), &rc);
         else if (qc_view_refcounts(stdout, img, o->nonzero))
             rc = 1;
     }
     if (o->snapshots) {
         SEP();
         if (doc)
-            json_object_object_add(doc, "snapshots", qc_json_snapshots(img));
+            add_section(doc, "snapshots", qc_json_snapshots(img), &rc);
         else if (qc_view_snapshots(stdout, img))
             rc = 1;
     }
     if (o->bitmaps) {
         SEP();
         if (doc)
-            json_object_object_add(doc, "bitmaps", qc_json_bitmaps(img, o->nonzero));
+            add_section(doc, "bitmaps", qc_json_bitmaps(img, o->nonzero), &rc);
         else if (qc_view_bitmaps(stdout, img, o->nonzero))
             rc = 1;
     }
