@@ -146,32 +146,20 @@ static int check_snapshot_table(struct qc_node *n, char **err)
 
 /* --- QEMU's loading of persistent bitmaps at open ----------------------- */
 
-#define BME_MAX_TABLE_SIZE        0x8000000ull
-#define BME_MAX_PHYS_SIZE         0x20000000ull
-#define BME_MAX_GRANULARITY_BITS  31
-#define BME_MIN_GRANULARITY_BITS  9
-#define BME_MAX_NAME_SIZE         1023
-#define BME_RESERVED_FLAGS        0xfffffffcu
-
-static bool bitmap_entry_ok(const struct qc_node *n, const uint8_t *e, uint64_t len)
+/* A directory entry decoded from the directory bytes at E. */
+static struct qc_bitmap bitmap_entry_at(const uint8_t *e)
 {
-    uint64_t table_offset = qc_be64(e), phys;
-    uint32_t table_size = qc_be32(e + 8), flags = qc_be32(e + 12);
-    uint8_t type = e[16], gran = e[17];
-    uint16_t name_size = qc_be16(e + 18);
-    uint64_t cs = n->img.cluster_size;
+    struct qc_bitmap b;
 
-    if (table_size == 0 || table_offset == 0 || (table_offset & (cs - 1)) ||
-        table_size > BME_MAX_TABLE_SIZE || gran > BME_MAX_GRANULARITY_BITS ||
-        gran < BME_MIN_GRANULARITY_BITS || (flags & BME_RESERVED_FLAGS) ||
-        name_size > BME_MAX_NAME_SIZE || type != 1)
-        return false;
-    phys = (uint64_t)table_size * cs;
-    if (phys > BME_MAX_PHYS_SIZE)
-        return false;
-    if (!(flags & QC_BME_FLAG_IN_USE) && len > ((phys * 8) << gran))
-        return false;
-    return true;
+    memset(&b, 0, sizeof b);
+    b.table_offset = qc_be64(e);
+    b.table_size = qc_be32(e + 8);
+    b.flags = qc_be32(e + 12);
+    b.type = e[16];
+    b.granularity_bits = e[17];
+    b.name_size = qc_be16(e + 18);
+    b.extra_data_size = qc_be32(e + 20);
+    return b;
 }
 
 struct bm_item {
@@ -183,7 +171,7 @@ struct bm_item {
 
 static int load_one_bitmap(struct qc_node *n, const struct bm_item *b, char **err)
 {
-    uint64_t cs = n->img.cluster_size, bits, words, tab_size;
+    uint64_t cs = n->img.cluster_size, tab_size;
     uint8_t *t;
     int r;
 
@@ -200,8 +188,7 @@ static int load_one_bitmap(struct qc_node *n, const struct bm_item *b, char **er
         return r;
     }
     for (uint32_t i = 0; i < b->table_size; i++) {
-        uint64_t e = qc_be64(t + 8 * (size_t)i), off = e & QC_BMT_OFFSET_MASK;
-        if ((e & QC_BMT_RESERVED_MASK) || (off && ((e & QC_BMT_ALL_ONES) || (off & (cs - 1))))) {
+        if (!qc_bitmap_table_entry_valid(qc_be64(t + 8 * (size_t)i), cs)) {
             free(t);
             *err = msgf("Could not read bitmap_table table from image for bitmap '%s': %s",
                         b->name, strerror(EINVAL));
@@ -215,10 +202,8 @@ static int load_one_bitmap(struct qc_node *n, const struct bm_item *b, char **er
         *err = msgf("Could not read bitmap '%s' from image: %s", b->name, strerror(EINVAL));
         return -EINVAL;
     }
-    bits = ((n->length - 1) >> b->gran) + 1;
-    words = ((bits - 1) >> 6) + 1;
-    tab_size = (words * 8 + cs - 1) / cs;
-    if (tab_size != b->table_size || tab_size > BME_MAX_TABLE_SIZE) {
+    tab_size = qc_bitmap_table_size_needed(n->length, b->gran, cs);
+    if (tab_size != b->table_size || tab_size > QC_BITMAP_MAX_TABLE_SIZE) {
         *err = msgf("Could not read bitmap '%s' from image: %s", b->name, strerror(EINVAL));
         return -EINVAL;
     }
@@ -264,6 +249,7 @@ static int check_bitmaps(struct qc_node *n, char **err)
     pos = 0;
     while (pos < ext.directory_size) {
         const uint8_t *e = dir + pos;
+        struct qc_bitmap be;
         uint32_t extra, sz;
         uint16_t name_size;
         int64_t next;
@@ -288,7 +274,8 @@ static int check_bitmaps(struct qc_node *n, char **err)
             r = -EINVAL;
             goto out;
         }
-        if (!bitmap_entry_ok(n, e, n->length)) {
+        be = bitmap_entry_at(e);
+        if (!qc_bitmap_entry_valid(&be, n->img.cluster_size, n->length)) {
             const char *nm = (const char *)e + QC_BITMAP_DIR_ENTRY_FIXED;
             *err = msgf("Bitmap '%.*s' doesn't satisfy the constraints", (int)name_size, nm);
             r = -EINVAL;
