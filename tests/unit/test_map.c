@@ -10,6 +10,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "qc_bitmap.h"
 #include "qc_endian.h"
 #include "qc_io.h"
 #include "qc_l2.h"
@@ -357,6 +358,43 @@ static void test_refcount_lookup(void **state)
     free(img);
 }
 
+static void test_bitmap_constraints(void **state)
+{
+    struct qc_bitmap b = { .table_offset = 0x30000, .table_size = 1, .flags = QC_BME_FLAG_AUTO,
+                           .type = 1, .granularity_bits = 16, .name_size = 2 };
+    (void)state;
+
+    /* one 64 KiB cluster of bits at 64 KiB granularity covers 32 GiB */
+    assert_true(qc_bitmap_entry_valid(&b, CS, 32ull << 30));
+    assert_false(qc_bitmap_entry_valid(&b, CS, (32ull << 30) + 1));
+    b.flags |= QC_BME_FLAG_IN_USE;           /* in use: need not cover */
+    assert_true(qc_bitmap_entry_valid(&b, CS, (32ull << 30) + 1));
+    b.flags = 0x4;                           /* extra_data_compatible: reserved for QEMU */
+    assert_false(qc_bitmap_entry_valid(&b, CS, 1 << 20));
+    b.flags = 0;
+    b.granularity_bits = 8;
+    assert_false(qc_bitmap_entry_valid(&b, CS, 1 << 20));
+    b.granularity_bits = 16;
+    b.table_offset = 0x30200;
+    assert_false(qc_bitmap_entry_valid(&b, CS, 1 << 20));
+    b.table_offset = 0x30000;
+    b.type = 2;
+    assert_false(qc_bitmap_entry_valid(&b, CS, 1 << 20));
+
+    assert_true(qc_bitmap_table_entry_valid(0, CS));
+    assert_true(qc_bitmap_table_entry_valid(1, CS));          /* all ones */
+    assert_true(qc_bitmap_table_entry_valid(0x50000, CS));
+    assert_false(qc_bitmap_table_entry_valid(0x50001, CS));   /* bit 0 with an offset */
+    assert_false(qc_bitmap_table_entry_valid(0x50200, CS));   /* unaligned */
+    assert_false(qc_bitmap_table_entry_valid(0x2, CS));       /* reserved */
+
+    /* 4 MiB at 64 KiB: 64 bits, one word, one cluster; 1 TiB at 512 bytes:
+     * 2^31 bits = 256 MiB of words = 4096 clusters */
+    assert_int_equal(qc_bitmap_table_size_needed(4 << 20, 16, CS), 1);
+    assert_int_equal(qc_bitmap_table_size_needed(1ull << 40, 9, CS), 4096);
+    assert_int_equal(qc_bitmap_table_size_needed(65 * 512, 9, 512), 1);
+}
+
 static void test_parse_size(void **state)
 {
     uint64_t v;
@@ -390,6 +428,7 @@ int main(void)
         cmocka_unit_test(test_mergeable),
         cmocka_unit_test(test_hexdump),
         cmocka_unit_test(test_refcount_lookup),
+        cmocka_unit_test(test_bitmap_constraints),
         cmocka_unit_test(test_parse_size),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
