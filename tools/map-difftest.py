@@ -156,6 +156,40 @@ BASES = {
 }
 
 
+def random_writes(seed, size, n, align):
+    """a fixed pseudo-random mix of qemu-io writes, zero writes, compressed
+    writes and discards"""
+    r = random.Random(seed)
+    cmds = []
+    for _ in range(n):
+        off = r.randrange(size // align) * align
+        ln = min(r.choice([align, 2 * align, 512, 4096, 3 * align]), size - off)
+        ln -= ln % 512
+        if ln <= 0:
+            continue
+        k = r.random()
+        if k < 0.5:
+            cmds.append('write -P 0x%02x %d %d' % (r.randrange(256), off, ln))
+        elif k < 0.7:
+            cmds.append('write -z %d %d' % (off, ln))
+        elif k < 0.85:
+            cmds.append('discard %d %d' % (off, ln))
+        else:
+            c = off - off % align
+            cmds.append('write -c -P 0x%02x %d %d' % (r.randrange(256), c, align))
+    return cmds
+
+
+BASES['random-c512'] = ['qemu-img create -f qcow2 -o cluster_size=512 img.qcow2 2M',
+                        io(random_writes(1, 2 << 20, 300, 512)) + ' || true']
+BASES['random-extl2'] = ['qemu-img create -f qcow2 -o extended_l2=on,cluster_size=32k img.qcow2 8M',
+                         io(random_writes(2, 8 << 20, 300, 32768)) + ' || true']
+BASES['random-c4k-backing'] = ['qemu-img create -f qcow2 -o cluster_size=4k base.qcow2 4M',
+                               io(random_writes(3, 4 << 20, 150, 4096), 'base.qcow2') + ' || true',
+                               'qemu-img create -f qcow2 -o cluster_size=4k -b base.qcow2 -F qcow2 img.qcow2 5M',
+                               io(random_writes(4, 5 << 20, 150, 4096)) + ' || true']
+
+
 def build_bases(work, pattern):
     bases = {}
     for name, cmds in sorted(BASES.items()):
