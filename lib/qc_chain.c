@@ -451,6 +451,29 @@ static int open_backing(struct qc_chain *c, struct qc_node *n, unsigned flags, c
     return 0;
 }
 
+static bool extension_problem(enum qc_problem_kind k)
+{
+    return k == QC_P_EXT_TOO_LARGE || k == QC_P_EXT_TRUNCATED || k == QC_P_EXT_BACKING_FORMAT ||
+           k == QC_P_EXT_CRYPTO || k == QC_P_EXT_BITMAPS;
+}
+
+/* The first problem that stops QEMU's open, among the header rules (or,
+ * with EXTENSIONS, the extension rules). */
+static int first_open_error(const struct qc_image *img, bool extensions, char **err)
+{
+    for (size_t i = 0; i < img->problems.n; i++) {
+        const struct qc_problem *p = &img->problems.v[i];
+        /* a missing refcount table only passes in check mode */
+        bool fatal = p->severity == QC_SEV_ERROR || p->kind == QC_P_NO_REFTABLE;
+        if (!fatal || extension_problem(p->kind) != extensions ||
+            p->kind == QC_P_MISSING_CRYPTO_HEADER || p->kind == QC_P_BACKING_NAME_TOO_LONG)
+            continue;
+        *err = msgf("%s", p->message ? p->message : "invalid image");
+        return -EINVAL;
+    }
+    return 0;
+}
+
 static int open_qcow2(struct qc_chain *c, struct qc_node *n, unsigned flags, char **err)
 {
     struct qc_image *img = &n->img;
@@ -470,18 +493,10 @@ static int open_qcow2(struct qc_chain *c, struct qc_node *n, unsigned flags, cha
         return -EINVAL;
     }
     h = &img->hdr;
-    /* header and extension rules, in QEMU's order; the data file, crypto
-     * and backing name rules come later in QEMU's open */
-    for (size_t i = 0; i < img->problems.n; i++) {
-        const struct qc_problem *p = &img->problems.v[i];
-        /* a missing refcount table only passes in check mode */
-        bool fatal = p->severity == QC_SEV_ERROR || p->kind == QC_P_NO_REFTABLE;
-        if (!fatal || p->kind == QC_P_MISSING_CRYPTO_HEADER ||
-            p->kind == QC_P_BACKING_NAME_TOO_LONG)
-            continue;
-        *err = msgf("%s", p->message ? p->message : "invalid image");
-        return -EINVAL;
-    }
+    /* header rules first; extension, data file, crypto and backing name
+     * rules come later in QEMU's open, after the L1 and refcount tables */
+    if ((r = first_open_error(img, false, err)) < 0)
+        return r;
     if (!img->geometry_ok) {
         *err = msgf("Unsupported cluster size: 2^%u", h->cluster_bits);
         return -EINVAL;
@@ -517,6 +532,9 @@ static int open_qcow2(struct qc_chain *c, struct qc_node *n, unsigned flags, cha
             return -EIO;
         }
     }
+
+    if ((r = first_open_error(img, true, err)) < 0)
+        return r;
 
     /* external data file */
     if (h->incompatible_features & QC_INCOMPAT_DATA_FILE) {
