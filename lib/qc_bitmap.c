@@ -82,3 +82,39 @@ const char *qc_bitmap_table_kind_name(enum qc_bmt_kind k)
     default: return "invalid";
     }
 }
+
+bool qc_bitmap_entry_valid(const struct qc_bitmap *b, uint64_t cs, uint64_t disk_size)
+{
+    uint64_t phys;
+
+    if (b->table_size == 0 || b->table_offset == 0 || (b->table_offset & (cs - 1)) ||
+        b->table_size > QC_BITMAP_MAX_TABLE_SIZE ||
+        b->granularity_bits > QC_BITMAP_MAX_GRANULARITY ||
+        b->granularity_bits < QC_BITMAP_MIN_GRANULARITY ||
+        (b->flags & QC_BITMAP_RESERVED_FLAGS) || b->name_size > QC_BITMAP_MAX_NAME_SIZE ||
+        b->type != 1)
+        return false;
+    phys = (uint64_t)b->table_size * cs;
+    if (phys > QC_BITMAP_MAX_PHYS_SIZE)
+        return false;
+    /* a bitmap not in use must cover the disk */
+    if (!(b->flags & QC_BME_FLAG_IN_USE) && disk_size > ((phys * 8) << b->granularity_bits))
+        return false;
+    return true;
+}
+
+bool qc_bitmap_table_entry_valid(uint64_t e, uint64_t cs)
+{
+    uint64_t off = e & QC_BMT_OFFSET_MASK;
+
+    if (e & QC_BMT_RESERVED_MASK)
+        return false;
+    return !off || (!(e & QC_BMT_ALL_ONES) && !(off & (cs - 1)));
+}
+
+uint64_t qc_bitmap_table_size_needed(uint64_t disk_size, unsigned gran, uint64_t cs)
+{
+    uint64_t bits = ((disk_size - 1) >> gran) + 1;
+    uint64_t words = ((bits - 1) >> 6) + 1;
+    return (words * 8 + cs - 1) / cs;
+}

@@ -288,10 +288,17 @@ static int read_cluster0(struct qc_image *img)
     uint8_t *buf;
     int r;
 
+    if (img->pad_eof)
+        n = QC_MAX_CLUSTER_SIZE;
     buf = malloc(n ? n : 1);
     if (!buf)
         return QC_E_NOMEM;
-    r = qc_file_read(&img->file, 0, buf, (size_t)n);
+    if (img->pad_eof) {
+        int64_t got = qc_file_read_padded(&img->file, 0, buf, (size_t)n);
+        r = got < 0 ? (int)got : 0;
+    } else {
+        r = qc_file_read(&img->file, 0, buf, (size_t)n);
+    }
     if (r < 0) {
         free(buf);
         return r;
@@ -322,7 +329,8 @@ int qc_image_open(struct qc_image *img, const char *path, unsigned open_flags,
     int r;
 
     memset(img, 0, sizeof *img);
-    r = qc_file_open(&img->file, path, open_flags, lock_why);
+    img->pad_eof = (open_flags & QC_IMAGE_PAD_EOF) != 0;
+    r = qc_file_open(&img->file, path, open_flags & ~QC_IMAGE_PAD_EOF, lock_why);
     if (r < 0)
         return r;
     r = qc_image_reload(img, mode);

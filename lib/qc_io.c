@@ -260,7 +260,9 @@ int qc_file_open(struct qc_file *f, const char *path, unsigned flags,
     if (flags & QC_OPEN_CREATE)
         oflags |= O_CREAT;
 
-    f->fd = open(path, oflags, 0644);
+    /* O_NONBLOCK: a FIFO named by an image must not block the open; it is
+     * refused below, and the flag is dropped for the files we keep */
+    f->fd = open(path, oflags | O_NONBLOCK, 0644);
     if (f->fd < 0)
         return -errno;
     if (fstat(f->fd, &st) < 0) {
@@ -273,6 +275,11 @@ int qc_file_open(struct qc_file *f, const char *path, unsigned flags,
         close(f->fd);
         f->fd = -1;
         return S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
+    }
+    {
+        int fl = fcntl(f->fd, F_GETFL);
+        if (fl >= 0)
+            (void)fcntl(f->fd, F_SETFL, fl & ~O_NONBLOCK);
     }
     f->size = (uint64_t)st.st_size;
     if (S_ISBLK(st.st_mode)) {
