@@ -41,10 +41,12 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 REPLAY_BIN := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/tests/replay_%)
 HDRS     := $(wildcard lib/*.h)
+# tools/crashtest runs this binary
+CRASHTEST := $(BIN)/crashtest
 
 .PHONY: all deps check check-normal check-san demo fuzz bench install clean unit golden interop crash
 
-all: $(TOOLS)
+all: $(TOOLS) $(CRASHTEST)
 
 $(BUILD)/lib/%.o: lib/%.c $(HDRS)
 	@mkdir -p $(dir $@)
@@ -62,6 +64,10 @@ $(BIN)/%: src/%.c $(LIBQC) $(HDRS)
 	@mkdir -p $(BIN)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIBQC) $(ALL_LDFLAGS) $(PKG_LIBS)
 
+$(CRASHTEST): tools/crashtest.c $(LIBQC) $(HDRS)
+	@mkdir -p $(BIN)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIBQC) $(ALL_LDFLAGS) $(PKG_LIBS)
+
 $(BUILD)/tests/test_%: tests/unit/test_%.c $(LIBQC) $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(CMOCKA_CFLAGS) -o $@ $< $(LIBQC) $(ALL_LDFLAGS) $(PKG_LIBS) $(CMOCKA_LIBS)
@@ -74,7 +80,7 @@ $(BUILD)/tests/replay_%: tests/fuzz/%.c tests/fuzz/replay.c $(LIBQC) $(HDRS)
 deps:
 	@tools/deps.sh
 
-tests-build: $(TOOLS) $(UNIT_BIN) $(REPLAY_BIN)
+tests-build: $(TOOLS) $(CRASHTEST) $(UNIT_BIN) $(REPLAY_BIN)
 
 # One pass of every suite with the tools in $(BIN).
 check-normal: tests-build
@@ -102,7 +108,7 @@ bench: deps all
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1
 	install -m 755 $(TOOLS) $(DESTDIR)$(PREFIX)/bin/
-	install -m 755 tools/crashtest $(DESTDIR)$(PREFIX)/bin/ 2>/dev/null || true
+	install -m 755 $(CRASHTEST) $(DESTDIR)$(PREFIX)/bin/crashtest
 	install -m 644 $(wildcard docs/*.1) $(DESTDIR)$(PREFIX)/share/man/man1/
 
 clean:

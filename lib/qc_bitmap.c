@@ -113,22 +113,22 @@ uint64_t qc_bitmap_table_size_needed(uint64_t disk_len, unsigned gran_bits,
     return (bytes + (1ull << cluster_bits) - 1) >> cluster_bits;
 }
 
-/* QEMU's check_dir_entry. */
-static bool dir_entry_ok(const struct qc_bitmap *b, unsigned cluster_bits, uint64_t disk_len)
+bool qc_bitmap_entry_valid(const struct qc_bitmap *b, uint64_t cs, uint64_t disk_size)
 {
     uint64_t phys;
 
-    if (b->table_size == 0 || b->table_offset == 0 ||
-        (b->table_offset & ((1ull << cluster_bits) - 1)) ||
+    if (b->table_size == 0 || b->table_offset == 0 || (b->table_offset & (cs - 1)) ||
         b->table_size > QC_BITMAP_MAX_TABLE_SIZE ||
-        b->granularity_bits > 31 || b->granularity_bits < 9 ||
-        (b->flags & ~(QC_BME_FLAG_IN_USE | QC_BME_FLAG_AUTO)) ||
-        b->name_size > 1023 || b->type != 1)
+        b->granularity_bits > QC_BITMAP_MAX_GRANULARITY ||
+        b->granularity_bits < QC_BITMAP_MIN_GRANULARITY ||
+        (b->flags & QC_BITMAP_RESERVED_FLAGS) || b->name_size > QC_BITMAP_MAX_NAME_SIZE ||
+        b->type != 1)
         return false;
-    phys = (uint64_t)b->table_size << cluster_bits;
+    phys = (uint64_t)b->table_size * cs;
     if (phys > QC_BITMAP_MAX_PHYS_SIZE)
         return false;
-    if (!(b->flags & QC_BME_FLAG_IN_USE) && disk_len > ((phys * 8) << b->granularity_bits))
+    /* a bitmap not in use must cover the disk */
+    if (!(b->flags & QC_BME_FLAG_IN_USE) && disk_size > ((phys * 8) << b->granularity_bits))
         return false;
     return true;
 }
@@ -222,7 +222,7 @@ int qc_bitmap_dir_load_qemu(struct qc_file *f, uint64_t dir_offset, uint64_t dir
             goto out;
         }
         b.name[b.name_size] = '\0';
-        if (!dir_entry_ok(&b, cluster_bits, disk_len)) {
+        if (!qc_bitmap_entry_valid(&b, 1ull << cluster_bits, disk_len)) {
             *err = msg("Bitmap '%s' doesn't satisfy the constraints", b.name);
             free(b.name);
             e = -EINVAL;

@@ -45,13 +45,24 @@ void qc_bitmap_dir_free(struct qc_bitmap_dir *d);
 
 enum qc_bmt_kind { QC_BMT_ALL_ZEROES, QC_BMT_ALL_ONES_KIND, QC_BMT_SERIALIZED, QC_BMT_INVALID };
 
+/* QEMU's limits on a directory entry (qcow2-bitmap.c check_dir_entry). */
+#define QC_BITMAP_MAX_TABLE_SIZE   0x8000000ull
+#define QC_BITMAP_MAX_PHYS_SIZE    0x20000000ull
+#define QC_BITMAP_MIN_GRANULARITY  9
+#define QC_BITMAP_MAX_GRANULARITY  31
+#define QC_BITMAP_MAX_NAME_SIZE    1023
+#define QC_BITMAP_RESERVED_FLAGS   0xfffffffcu
+
+/* Does entry B satisfy QEMU's constraints for an image of DISK_SIZE bytes
+ * with CLUSTER_SIZE-byte clusters?  (QEMU refuses to open it otherwise:
+ * "Bitmap 'NAME' doesn't satisfy the constraints".) */
+bool qc_bitmap_entry_valid(const struct qc_bitmap *b, uint64_t cluster_size, uint64_t disk_size);
+
 /* Classifies a bitmap table entry as qcow2.py does. */
 enum qc_bmt_kind qc_bitmap_table_entry_kind(uint64_t entry);
 const char *qc_bitmap_table_kind_name(enum qc_bmt_kind k);
 
 /* QEMU's limits (block/qcow2-bitmap.c) */
-#define QC_BITMAP_MAX_TABLE_SIZE   0x8000000u
-#define QC_BITMAP_MAX_PHYS_SIZE    0x20000000ull
 #define QC_BITMAP_MAX_DIR_SIZE     (1024ull * 65535)
 
 /* The directory as QEMU 7.2 loads it (at open and again in the check):

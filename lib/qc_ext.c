@@ -114,6 +114,31 @@ void qc_ext_list_free(struct qc_ext_list *l)
     l->n = 0;
 }
 
+int qc_ext_list_copy(struct qc_ext_list *dst, const struct qc_ext_list *src)
+{
+    *dst = *src;
+    dst->v = NULL;
+    dst->n = 0;
+    if (!src->n)
+        return 0;
+    dst->v = calloc(src->n, sizeof *dst->v);
+    if (!dst->v)
+        return QC_E_NOMEM;
+    for (size_t i = 0; i < src->n; i++) {
+        const struct qc_ext *e = &src->v[i];
+        dst->v[i] = *e;
+        dst->v[i].data = malloc(e->padded_avail ? e->padded_avail : 1);
+        if (!dst->v[i].data) {
+            dst->n = i;
+            qc_ext_list_free(dst);
+            return QC_E_NOMEM;
+        }
+        memcpy(dst->v[i].data, e->data, e->padded_avail);
+        dst->n = i + 1;
+    }
+    return 0;
+}
+
 const struct qc_ext *qc_ext_find(const struct qc_ext_list *l, uint32_t magic)
 {
     for (size_t i = 0; i < l->n; i++)

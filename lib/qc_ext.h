@@ -63,6 +63,9 @@ const char *qc_ext_name(uint32_t magic);   /* qcow2.py name, or NULL */
 int qc_ext_parse(struct qc_ext_list *l, const uint8_t *cluster0, size_t len,
                  uint64_t start, uint64_t end);
 void qc_ext_list_free(struct qc_ext_list *l);
+/* Deep copy (payloads included), for editing a list while keeping the
+ * original. */
+int qc_ext_list_copy(struct qc_ext_list *dst, const struct qc_ext_list *src);
 
 const struct qc_ext *qc_ext_find(const struct qc_ext_list *l, uint32_t magic);
 

@@ -98,7 +98,9 @@ const char *qc_feature_table_name(const struct qc_feature_table *t,
 
 int qc_feature_table_parse(struct qc_feature_table *t, const uint8_t *data, size_t len)
 {
-    size_t n = len / QC_FEATURE_ENTRY_SIZE;
+    /* QEMU reads the table into a zero-filled buffer, so a partial last
+     * entry counts, with the missing bytes as zeros */
+    size_t n = (len + QC_FEATURE_ENTRY_SIZE - 1) / QC_FEATURE_ENTRY_SIZE;
 
     t->v = NULL;
     t->n = 0;
@@ -108,7 +110,10 @@ int qc_feature_table_parse(struct qc_feature_table *t, const uint8_t *data, size
     if (!t->v)
         return QC_E_NOMEM;
     for (size_t i = 0; i < n; i++) {
-        const uint8_t *e = data + i * QC_FEATURE_ENTRY_SIZE;
+        uint8_t e[QC_FEATURE_ENTRY_SIZE] = { 0 };
+        size_t have = len - i * QC_FEATURE_ENTRY_SIZE;
+        memcpy(e, data + i * QC_FEATURE_ENTRY_SIZE,
+               have < sizeof e ? have : sizeof e);
         t->v[i].type = e[0];
         t->v[i].bit = e[1];
         memcpy(t->v[i].name, e + 2, QC_FEATURE_NAME_MAX);

@@ -68,6 +68,17 @@ static void write_field(uint8_t *buf, size_t len, const struct qc_header_field_i
     }
 }
 
+uint64_t qc_header_field_get(const uint8_t *buf, size_t len, enum qc_header_field f)
+{
+    return (unsigned)f < QC_HF_COUNT ? read_field(buf, len, &fields[f]) : 0;
+}
+
+void qc_header_field_put(uint8_t *buf, size_t len, enum qc_header_field f, uint64_t v)
+{
+    if ((unsigned)f < QC_HF_COUNT)
+        write_field(buf, len, &fields[f], v);
+}
+
 int qc_header_parse(struct qc_header *h, const uint8_t *buf, size_t len)
 {
     size_t keep;
@@ -305,7 +316,8 @@ void qc_header_validate(const struct qc_header *h, const struct qc_feature_table
         return;
     }
     if (h->refcount_table_clusters == 0 && !check_mode) {
-        qc_problem_add(p, QC_P_NO_REFTABLE, 56, "Image does not contain a reference count table");
+        qc_problem_add_sev(p, QC_P_NO_REFTABLE, QC_SEV_ERROR, 56,
+                           "Image does not contain a reference count table");
         return;
     }
     if ((uint64_t)h->refcount_table_clusters > QCOW_MAX_REFTABLE_SIZE / cs) {

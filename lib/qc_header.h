@@ -95,6 +95,10 @@ int qc_header_parse(struct qc_header *h, const uint8_t *buf, size_t len);
 void qc_header_free(struct qc_header *h);
 
 uint64_t qc_header_field_value(const struct qc_header *h, enum qc_header_field f);
+/* Field F of the raw header bytes BUF (LEN long): read (0 when it does not
+ * fit) and written (not at all when it does not fit), big-endian. */
+uint64_t qc_header_field_get(const uint8_t *buf, size_t len, enum qc_header_field f);
+void qc_header_field_put(uint8_t *buf, size_t len, enum qc_header_field f, uint64_t v);
 /* Sets a field in the parsed struct and in the raw bytes. */
 int qc_header_set_field(struct qc_header *h, enum qc_header_field f, uint64_t v);
 

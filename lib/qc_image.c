@@ -224,7 +224,8 @@ void qc_image_validate(struct qc_image *img, enum qc_validate_mode mode)
 
     qc_header_validate(h, &img->features, mode == QC_VALIDATE_CHECK, p);
     if (p->n == 0 && mode == QC_VALIDATE_WRITE && (h->incompatible_features & QC_INCOMPAT_CORRUPT))
-        qc_problem_add(p, QC_P_CORRUPT_BIT, 72, "qcow2: Image is corrupt; cannot be opened read/write");
+        qc_problem_add_sev(p, QC_P_CORRUPT_BIT, QC_SEV_ERROR, 72,
+                           "qcow2: Image is corrupt; cannot be opened read/write");
     if (p->n)
         goto done;
 
@@ -292,7 +293,9 @@ static int read_cluster0(struct qc_image *img, bool pad)
     uint8_t *buf;
     int r;
 
-    if (pad) {
+    if (img->pad_eof) {
+        len = QC_MAX_CLUSTER_SIZE;
+    } else if (pad) {
         uint8_t cb[4] = { 0 };
         uint64_t want = 4096;
         if (qc_file_read_padded(&img->file, 20, cb, 4) < 0)
@@ -305,7 +308,12 @@ static int read_cluster0(struct qc_image *img, bool pad)
     buf = calloc(1, len ? len : 1);
     if (!buf)
         return QC_E_NOMEM;
-    r = qc_file_read(&img->file, 0, buf, (size_t)n);
+    if (len > n) {
+        int64_t got = qc_file_read_padded(&img->file, 0, buf, (size_t)len);
+        r = got < 0 ? (int)got : 0;
+    } else {
+        r = qc_file_read(&img->file, 0, buf, (size_t)n);
+    }
     if (r < 0) {
         free(buf);
         return r;
@@ -336,7 +344,8 @@ int qc_image_open(struct qc_image *img, const char *path, unsigned open_flags,
     int r;
 
     memset(img, 0, sizeof *img);
-    r = qc_file_open(&img->file, path, open_flags, lock_why);
+    img->pad_eof = (open_flags & QC_IMAGE_PAD_EOF) != 0;
+    r = qc_file_open(&img->file, path, open_flags & ~QC_IMAGE_PAD_EOF, lock_why);
     if (r < 0)
         return r;
     r = qc_image_reload(img, mode);

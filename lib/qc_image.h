@@ -20,6 +20,7 @@ struct qc_image {
 
     uint8_t *cluster0;         /* the extension area's bytes, as far as the file has them */
     size_t cluster0_len;
+    bool pad_eof;              /* cluster0 zero-filled past EOF (QC_IMAGE_PAD_EOF) */
 
     char *backing_name;        /* NUL-terminated, NULL if none or unreadable */
     char *backing_format;      /* from the extension, NULL if none */
@@ -51,6 +52,11 @@ enum qc_validate_mode {
                              zero-padded, as the block layer reads past EOF */
     QC_VALIDATE_WRITE,    /* as a read-write open */
 };
+
+/* qc_image_open flag (besides the QC_OPEN_* file flags): read the header
+ * area as QEMU does, with bytes past the end of the file as zeros, so that a
+ * truncated header is judged on zero-filled fields as qemu-img judges it. */
+#define QC_IMAGE_PAD_EOF 0x100u
 
 /* Opens and parses.  Returns 0 when the file could be opened and starts
  * with the qcow2 magic (even if QEMU would refuse it: see open_error),

@@ -3,12 +3,17 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
+#include <linux/falloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <json-c/json.h>
+
+#include "qc_util.h"
+#include "qc_wlog.h"
 
 static const char *const event_names[QC_EV_COUNT] = {
     [QC_EV_NONE] = "none",
@@ -37,6 +42,28 @@ static const char *const event_names[QC_EV_COUNT] = {
     [QC_EV_CLUSTER_ALLOC_BYTES] = "cluster_alloc_bytes",
     [QC_EV_CLUSTER_FREE] = "cluster_free",
     [QC_EV_CLUSTER_ALLOC_SPACE] = "cluster_alloc_space",
+    [QC_EV_REFBLOCK_LOAD] = "refblock_load",
+    [QC_EV_L2_LOAD] = "l2_load",
+    [QC_EV_COW_READ] = "cow_read",
+    [QC_EV_REFTABLE_LOAD] = "reftable_load",
+    [QC_EV_FLUSH_TO_OS] = "flush_to_os",
+    [QC_EV_FLUSH_TO_DISK] = "flush_to_disk",
+    [QC_EV_READ_AIO] = "read_aio",
+    [QC_EV_READ_BACKING_AIO] = "read_backing_aio",
+    [QC_EV_READ_COMPRESSED] = "read_compressed",
+    [QC_EV_PWRITEV] = "pwritev",
+    [QC_EV_PWRITEV_ZERO] = "pwritev_zero",
+    [QC_EV_PWRITEV_DONE] = "pwritev_done",
+    [QC_EV_VMSTATE_LOAD] = "vmstate_load",
+    [QC_EV_VMSTATE_SAVE] = "vmstate_save",
+    [QC_EV_L1_SHRINK_WRITE_TABLE] = "l1_shrink_write_table",
+    [QC_EV_L1_SHRINK_FREE_L2_CLUSTERS] = "l1_shrink_free_l2_clusters",
+    [QC_EV_EMPTY_IMAGE_PREPARE] = "empty_image_prepare",
+    [QC_EV_COR_WRITE] = "cor_write",
+    [QC_EV_PWRITEV_RMW_HEAD] = "pwritev_rmw_head",
+    [QC_EV_PWRITEV_RMW_AFTER_HEAD] = "pwritev_rmw_after_head",
+    [QC_EV_PWRITEV_RMW_TAIL] = "pwritev_rmw_tail",
+    [QC_EV_PWRITEV_RMW_AFTER_TAIL] = "pwritev_rmw_after_tail",
     [QC_EV_HEADER_UPDATE] = "header_update",
     [QC_EV_SNAPSHOT_UPDATE] = "snapshot_update",
     [QC_EV_REPAIR] = "repair",
@@ -233,12 +260,14 @@ int qc_file_open(struct qc_file *f, const char *path, unsigned flags,
     if (flags & QC_OPEN_CREATE)
         oflags |= O_CREAT;
 
-    /* a read-only look leaves even the access time alone where allowed */
+    /* O_NONBLOCK: a FIFO named by an image must not block the open; it is
+     * refused below, and the flag is dropped for the files we keep.  A
+     * read-only look leaves even the access time alone where allowed. */
     f->fd = -1;
     if (!f->writable)
-        f->fd = open(path, oflags | O_NOATIME, 0644);
+        f->fd = open(path, oflags | O_NONBLOCK | O_NOATIME, 0644);
     if (f->fd < 0)
-        f->fd = open(path, oflags, 0644);
+        f->fd = open(path, oflags | O_NONBLOCK, 0644);
     if (f->fd < 0)
         return -errno;
     if (fstat(f->fd, &st) < 0) {
@@ -251,6 +280,11 @@ int qc_file_open(struct qc_file *f, const char *path, unsigned flags,
         close(f->fd);
         f->fd = -1;
         return S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
+    }
+    {
+        int fl = fcntl(f->fd, F_GETFL);
+        if (fl >= 0)
+            (void)fcntl(f->fd, F_SETFL, fl & ~O_NONBLOCK);
     }
     f->size = (uint64_t)st.st_size;
     if (S_ISBLK(st.st_mode)) {
@@ -289,6 +323,11 @@ void qc_file_close(struct qc_file *f)
     f->fd = -1;
     free(f->path);
     f->path = NULL;
+    if (f->log)
+        fclose(f->log);
+    if (f->record)
+        fclose(f->record);
+    f->log = f->record = NULL;
 }
 
 /* --- reads -------------------------------------------------------------- */
@@ -366,19 +405,30 @@ static int pwrite_full(int fd, const uint8_t *buf, size_t len, uint64_t off)
     return 0;
 }
 
-static void log_record(struct qc_file *f, const char *event, uint64_t off,
-                       uint64_t len, bool is_flush)
+enum op_kind { OP_WRITE, OP_ZERO, OP_DISCARD, OP_TRUNCATE };
+
+static const char *const op_names[] = { "write", "zero", "discard", "truncate" };
+
+static void log_record(struct qc_file *f, const char *event, enum op_kind op,
+                       uint64_t off, uint64_t len, bool is_flush)
 {
     struct json_object *o;
 
     if (!f->log)
         return;
     o = json_object_new_object();
-    json_object_object_add(o, "seq", json_object_new_uint64(
-                               is_flush ? f->nflushes : f->nwrites));
+    if (is_flush) {
+        /* flushes are numbered apart; "after" is the number of writes before */
+        json_object_object_add(o, "flush", json_object_new_uint64(f->nflushes));
+        json_object_object_add(o, "after", json_object_new_uint64(f->nwrites));
+    } else {
+        json_object_object_add(o, "seq", json_object_new_uint64(f->nwrites));
+    }
     if (!is_flush) {
         json_object_object_add(o, "offset", json_object_new_uint64(off));
         json_object_object_add(o, "length", json_object_new_uint64(len));
+        if (op != OP_WRITE)
+            json_object_object_add(o, "op", json_object_new_string(op_names[op]));
     }
     json_object_object_add(o, "event", json_object_new_string(event));
     json_object_object_add(o, "epoch", json_object_new_uint64(f->epoch));
@@ -391,81 +441,289 @@ static void log_record(struct qc_file *f, const char *event, uint64_t off,
 static void crash_now(struct qc_file *f)
 {
     if (f->log) {
-        fprintf(f->log, "{\"crash\":true,\"writes\":%llu}\n",
-                (unsigned long long)f->nwrites);
+        fprintf(f->log, "{\"crash\":true,\"writes\":%" PRIu64 "}\n", f->nwrites);
         fflush(f->log);
     }
+    if (f->record) {
+        qc_wlog_put(f->record, QC_WLOG_CRASH, 0, f->nwrites, 0, NULL);
+        fflush(f->record);
+    }
+    fflush(stdout);
+    fprintf(stderr, "%s: simulated power failure after %" PRIu64 " writes\n",
+            f->path ? f->path : "image", f->nwrites);
+    fflush(stderr);
     _exit(QC_CRASH_EXIT);
 }
 
-/* The part of a torn write that lands: the first half of its 512-byte
- * sectors (at least one sector when the write spans more than one). */
-static size_t torn_prefix(size_t len)
+void qc_file_event(struct qc_file *f, enum qc_event ev)
 {
-    size_t sectors = len / 512;
-    if (sectors <= 1)
+    if ((unsigned)ev >= QC_EV_COUNT)
+        return;
+    f->event_count[ev]++;
+    if (f->crash.at_event != QC_EV_NONE && f->crash.at_event == ev &&
+        f->event_count[ev] == (f->crash.at_count ? f->crash.at_count : 1))
+        f->crash_armed = true;
+}
+
+/* How much of a write that a crash interrupts lands: up to the 512-byte
+ * boundary in the middle of it (sectors are atomic, so a write within one
+ * sector does not land at all). */
+static uint64_t torn_prefix(uint64_t off, uint64_t len)
+{
+    uint64_t first = (off / 512 + 1) * 512;         /* first boundary inside */
+    uint64_t last = ((off + len - 1) / 512) * 512;  /* last boundary inside */
+    uint64_t mid;
+
+    if (len == 0 || first > last)
         return 0;
-    return (sectors / 2) * 512;
+    mid = first + ((last - first) / 512 / 2) * 512;
+    return mid - off;
+}
+
+/* Bookkeeping before a change: events, crash points.  Returns how many
+ * bytes of it may land (LEN unless torn) and sets *crash_after when the
+ * crash comes right after it. */
+static uint64_t before_change(struct qc_file *f, enum qc_event ev, enum op_kind op,
+                              uint64_t off, uint64_t len, bool *crash_after)
+{
+    uint64_t n = len;
+    bool crash_here = false;
+
+    *crash_after = false;
+    qc_file_event(f, op == OP_ZERO ? QC_EV_PWRITEV_ZERO : QC_EV_PWRITEV);
+    qc_file_event(f, ev);
+    if (f->crash_armed)
+        crash_here = true;
+    if (f->crash.after >= 0) {
+        /* --crash-after N: N writes land; with --torn the N-th only partly */
+        if (f->nwrites >= (uint64_t)f->crash.after)
+            crash_now(f);
+        if (f->crash.torn && f->nwrites + 1 == (uint64_t)f->crash.after)
+            crash_here = true;
+    }
+    if (crash_here) {
+        if (!f->crash.torn || op == OP_TRUNCATE || op == OP_DISCARD)
+            crash_now(f);
+        n = torn_prefix(off, len);
+        if (n == 0)
+            crash_now(f);
+        *crash_after = true;
+    }
+    f->nwrites++;
+    f->class_writes[qc_event_class(ev)]++;
+    f->class_bytes[qc_event_class(ev)] += len;
+    f->last_class = qc_event_class(ev);
+    log_record(f, qc_event_name(ev), op, off, len, false);
+    return n;
+}
+
+static void after_change(struct qc_file *f, bool crash_after)
+{
+    f->unflushed = true;
+    qc_file_event(f, QC_EV_PWRITEV_DONE);
+    if (crash_after)
+        crash_now(f);
+}
+
+static void record(struct qc_file *f, enum qc_wlog_op op, enum qc_event ev,
+                   uint64_t a, uint64_t b, const void *data)
+{
+    if (f->record)
+        qc_wlog_put(f->record, op, (uint8_t)ev, a, b, data);
 }
 
 int qc_file_write(struct qc_file *f, uint64_t off, const void *buf, size_t len,
                   enum qc_event ev)
 {
-    bool last_before_crash = false;
-    size_t n = len;
+    bool crash_after;
+    uint64_t n;
     int r;
 
     if (!f->writable)
         return -EBADF;
     if (off > (uint64_t)INT64_MAX || len > (uint64_t)INT64_MAX - off)
         return QC_E_RANGE;
-    if (f->crash.at_event != QC_EV_NONE && f->crash.at_event == ev &&
-        f->event_count[ev] + 1 >= f->crash.at_count)
-        crash_now(f);
-    if (f->crash.after >= 0) {
-        if (f->nwrites >= (uint64_t)f->crash.after)
-            crash_now(f);
-        last_before_crash = f->nwrites + 1 == (uint64_t)f->crash.after;
-    }
-    if (last_before_crash && f->crash.torn)
-        n = torn_prefix(len);
-
-    f->nwrites++;
-    f->event_count[ev]++;
-    f->class_writes[qc_event_class(ev)]++;
-    f->class_bytes[qc_event_class(ev)] += len;
-    log_record(f, qc_event_name(ev), off, len, false);
-
-    r = pwrite_full(f->fd, buf, n, off);
+    n = before_change(f, ev, OP_WRITE, off, len, &crash_after);
+    record(f, QC_WLOG_WRITE, ev, off, n, buf);
+    r = pwrite_full(f->fd, buf, (size_t)n, off);
     if (r < 0)
         return r;
     if (off + n > f->size)
         f->size = off + n;
-    if (last_before_crash && f->crash.torn)
-        crash_now(f);
+    after_change(f, crash_after);
     return 0;
 }
 
-int qc_file_flush(struct qc_file *f)
+static int write_zero_bytes(struct qc_file *f, uint64_t off, uint64_t len)
 {
+    static const uint8_t zeros[65536];
+
+    while (len) {
+        size_t n = len < sizeof zeros ? (size_t)len : sizeof zeros;
+        int r = pwrite_full(f->fd, zeros, n, off);
+        if (r < 0)
+            return r;
+        off += n;
+        len -= n;
+    }
+    return 0;
+}
+
+int qc_file_write_zeroes(struct qc_file *f, uint64_t off, uint64_t len, enum qc_event ev)
+{
+    bool crash_after;
+    uint64_t n;
+    int r = 0;
+
     if (!f->writable)
-        return 0;
-    f->nflushes++;
-    if (!f->no_flush && fdatasync(f->fd) < 0 && errno != EINVAL)
-        return -errno;
-    f->epoch++;
-    log_record(f, "flush", 0, 0, true);
+        return -EBADF;
+    if (off > (uint64_t)INT64_MAX || len > (uint64_t)INT64_MAX - off)
+        return QC_E_RANGE;
+    n = before_change(f, ev, OP_ZERO, off, len, &crash_after);
+    record(f, QC_WLOG_ZERO, ev, off, n, NULL);
+    if (n && fallocate(f->fd, FALLOC_FL_ZERO_RANGE, (off_t)off, (off_t)n) < 0)
+        r = write_zero_bytes(f, off, n);
+    if (r < 0)
+        return r;
+    if (off + n > f->size)
+        f->size = off + n;
+    after_change(f, crash_after);
+    return 0;
+}
+
+int qc_file_discard(struct qc_file *f, uint64_t off, uint64_t len, enum qc_event ev)
+{
+    bool crash_after;
+
+    if (!f->writable)
+        return -EBADF;
+    if (off > (uint64_t)INT64_MAX || len > (uint64_t)INT64_MAX - off)
+        return QC_E_RANGE;
+    before_change(f, ev, OP_DISCARD, off, len, &crash_after);
+    if (len && fallocate(f->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                         (off_t)off, (off_t)len) == 0)
+        record(f, QC_WLOG_DISCARD, ev, off, len, NULL);
+    after_change(f, crash_after);
     return 0;
 }
 
 int qc_file_truncate(struct qc_file *f, uint64_t size)
 {
+    bool crash_after;
+
     if (!f->writable)
         return -EBADF;
     if (size > (uint64_t)INT64_MAX)
         return QC_E_RANGE;
+    before_change(f, QC_EV_NONE, OP_TRUNCATE, size, 0, &crash_after);
+    record(f, QC_WLOG_TRUNCATE, QC_EV_NONE, size, 0, NULL);
     if (ftruncate(f->fd, (off_t)size) < 0)
         return -errno;
     f->size = size;
+    after_change(f, crash_after);
+    return 0;
+}
+
+int qc_file_flush(struct qc_file *f)
+{
+    /* cache=unsafe: nothing is flushed, so no epoch ends */
+    if (!f->writable || !f->unflushed || f->no_flush)
+        return 0;
+    f->nflushes++;
+    f->class_flushes[f->last_class]++;
+    if (fdatasync(f->fd) < 0 && errno != EINVAL)
+        return -errno;
+    f->unflushed = false;
+    f->epoch++;
+    record(f, QC_WLOG_FLUSH, QC_EV_NONE, 0, 0, NULL);
+    log_record(f, "flush", OP_WRITE, 0, 0, true);
+    return 0;
+}
+
+void qc_file_mark(struct qc_file *f, enum qc_mark kind, uint64_t value)
+{
+    record(f, QC_WLOG_MARK, QC_EV_NONE, (uint64_t)kind, value, NULL);
+    if (f->record && kind == QC_MARK_ACK)
+        fflush(f->record);
+}
+
+/* --- options shared by the writing tools -------------------------------- */
+
+void qc_io_opts_init(struct qc_io_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->crash.after = -1;
+}
+
+int qc_io_opts_parse(struct qc_io_opts *o, int opt, const char *arg,
+                     char *err, size_t errlen)
+{
+    uint64_t v;
+
+    switch (opt) {
+    case QC_IO_OPT_CRASH_AFTER:
+        if (!qc_parse_size(arg, &v) || v > (uint64_t)INT64_MAX) {
+            snprintf(err, errlen, "invalid --crash-after '%s'", arg);
+            return -1;
+        }
+        o->crash.after = (int64_t)v;
+        return 1;
+    case QC_IO_OPT_CRASH_AT: {
+        char name[64];
+        const char *colon = strchr(arg, ':');
+        size_t n = colon ? (size_t)(colon - arg) : strlen(arg);
+        enum qc_event ev;
+
+        if (n >= sizeof name) {
+            snprintf(err, errlen, "unknown event in --crash-at '%s'", arg);
+            return -1;
+        }
+        memcpy(name, arg, n);
+        name[n] = '\0';
+        ev = qc_event_from_name(name);
+        if (ev == QC_EV_NONE || ev >= QC_EV_HEADER_UPDATE) {
+            snprintf(err, errlen, "unknown event '%s' in --crash-at", name);
+            return -1;
+        }
+        v = 1;
+        if (colon && (!qc_parse_size(colon + 1, &v) || v == 0)) {
+            snprintf(err, errlen, "invalid count in --crash-at '%s'", arg);
+            return -1;
+        }
+        o->crash.at_event = ev;
+        o->crash.at_count = v;
+        return 1;
+    }
+    case QC_IO_OPT_TORN:
+        o->crash.torn = true;
+        return 1;
+    case QC_IO_OPT_WRITE_LOG:
+        o->write_log = arg;
+        return 1;
+    case QC_IO_OPT_RECORD:
+        o->record = arg;
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+int qc_io_opts_apply(const struct qc_io_opts *o, struct qc_file *f, const char **what)
+{
+    f->crash = o->crash;
+    if (o->write_log) {
+        f->log = fopen(o->write_log, "w");
+        if (!f->log) {
+            *what = o->write_log;
+            return -errno;
+        }
+    }
+    if (o->record) {
+        f->record = fopen(o->record, "wb");
+        if (!f->record || qc_wlog_put_magic(f->record) < 0) {
+            *what = o->record;
+            return -errno;
+        }
+    }
     return 0;
 }

@@ -52,6 +52,31 @@ enum qc_event {
     QC_EV_CLUSTER_ALLOC_BYTES,
     QC_EV_CLUSTER_FREE,
     QC_EV_CLUSTER_ALLOC_SPACE,
+    /* blkdebug events that are not writes themselves; --crash-at on them
+     * stops before the next write */
+    QC_EV_REFBLOCK_LOAD,
+    QC_EV_L2_LOAD,
+    QC_EV_COW_READ,
+    QC_EV_REFTABLE_LOAD,
+    QC_EV_FLUSH_TO_OS,
+    QC_EV_FLUSH_TO_DISK,
+    QC_EV_READ_AIO,
+    QC_EV_READ_BACKING_AIO,
+    QC_EV_READ_COMPRESSED,
+    QC_EV_PWRITEV,           /* before every write to the file */
+    QC_EV_PWRITEV_ZERO,      /* before every write-zeroes to the file */
+    QC_EV_PWRITEV_DONE,      /* after every write to the file */
+    /* known to blkdebug, never fired by the writers here */
+    QC_EV_VMSTATE_LOAD,
+    QC_EV_VMSTATE_SAVE,
+    QC_EV_L1_SHRINK_WRITE_TABLE,
+    QC_EV_L1_SHRINK_FREE_L2_CLUSTERS,
+    QC_EV_EMPTY_IMAGE_PREPARE,
+    QC_EV_COR_WRITE,
+    QC_EV_PWRITEV_RMW_HEAD,
+    QC_EV_PWRITEV_RMW_AFTER_HEAD,
+    QC_EV_PWRITEV_RMW_TAIL,
+    QC_EV_PWRITEV_RMW_AFTER_TAIL,
     QC_EV_HEADER_UPDATE,     /* not a blkdebug name: header rewrites */
     QC_EV_SNAPSHOT_UPDATE,   /* not a blkdebug name: snapshot table writes */
     QC_EV_REPAIR,            /* not a blkdebug name: qc-repair writes */
@@ -93,10 +118,16 @@ struct qc_file {
     uint64_t event_count[QC_EV_COUNT];
     uint64_t class_writes[QC_WC_COUNT];
     uint64_t class_bytes[QC_WC_COUNT];
+    /* flushes by the kind of the last write before them (what they made durable) */
+    uint64_t class_flushes[QC_WC_COUNT];
+    enum qc_write_class last_class;
 
     struct qc_crash crash;
+    bool crash_armed;         /* --crash-at's event has fired: stop at the next write */
     FILE *log;                /* JSON Lines write log, or NULL */
+    FILE *record;             /* binary record with data (qc_wlog.h), or NULL */
     bool no_flush;            /* cache=unsafe: flushes are not issued */
+    bool unflushed;           /* something was written since the last flush */
 };
 
 #define QC_OPEN_WRITE   0x1u  /* read-write */
@@ -135,10 +166,39 @@ static inline bool qc_qemu_read_ok(uint64_t off, uint64_t len)
 int qc_file_read_qemu(struct qc_file *f, uint64_t off, void *buf, size_t len);
 
 /* Write through the log and crash hooks; may grow the file. */
+/* Every change to the file goes through the functions below: each counts
+ * as one write for --crash-after, fires its event EV (and pwritev), is
+ * logged, recorded with its data, and may be the point of a simulated
+ * power failure. */
+
+/* Write; may grow the file. */
 int qc_file_write(struct qc_file *f, uint64_t off, const void *buf, size_t len,
                   enum qc_event ev);
-int qc_file_flush(struct qc_file *f);
+/* Makes [off, off+len) read as zeros, growing the file if needed
+ * (fallocate ZERO_RANGE where the file system has it, else zeros written). */
+int qc_file_write_zeroes(struct qc_file *f, uint64_t off, uint64_t len,
+                         enum qc_event ev);
+/* Releases [off, off+len) inside the file (hole punch, size kept).  Where
+ * the file system cannot punch holes nothing changes, as for QEMU. */
+int qc_file_discard(struct qc_file *f, uint64_t off, uint64_t len, enum qc_event ev);
 int qc_file_truncate(struct qc_file *f, uint64_t size);
+
+/* fdatasync, skipped (as QEMU skips it) when nothing was written since the
+ * previous one.  A flush ends a flush epoch. */
+int qc_file_flush(struct qc_file *f);
+
+/* A blkdebug event that is not itself a write: counted for --crash-at. */
+void qc_file_event(struct qc_file *f, enum qc_event ev);
+
+/* Marks in the binary record (what a writing tool was doing), for the
+ * crash tester: commands begin and end, and which are acknowledged. */
+enum qc_mark {
+    QC_MARK_BEGIN = 1,        /* command VALUE starts */
+    QC_MARK_END = 2,          /* command VALUE completed */
+    QC_MARK_ACK = 3,          /* commands 0..VALUE-1 are on stable storage */
+    QC_MARK_FAILED = 4,       /* command VALUE failed (its effect is unknown) */
+};
+void qc_file_mark(struct qc_file *f, enum qc_mark kind, uint64_t value);
 
 /* Lock probing without taking anything: true if some other process holds a
  * lock on the QEMU permission bytes (100..103, 200..203).  *writer is set
@@ -147,5 +207,49 @@ int qc_file_probe_locks(const char *path, bool *in_use, bool *writer);
 
 /* Exit status used for a simulated power failure. */
 #define QC_CRASH_EXIT 99
+
+/* The crash-injection and logging options every writing tool accepts, for
+ * getopt_long tables: { "crash-after", required_argument, NULL,
+ * QC_IO_OPT_CRASH_AFTER } and so on (QC_IO_LONG_OPTIONS lists them all). */
+enum {
+    QC_IO_OPT_CRASH_AFTER = 0x4000,
+    QC_IO_OPT_CRASH_AT,
+    QC_IO_OPT_TORN,
+    QC_IO_OPT_WRITE_LOG,
+    QC_IO_OPT_RECORD,
+};
+#define QC_IO_LONG_OPTIONS \
+    { "crash-after", 1, NULL, QC_IO_OPT_CRASH_AFTER }, \
+    { "crash-at", 1, NULL, QC_IO_OPT_CRASH_AT }, \
+    { "torn", 0, NULL, QC_IO_OPT_TORN }, \
+    { "write-log", 1, NULL, QC_IO_OPT_WRITE_LOG }, \
+    { "record", 1, NULL, QC_IO_OPT_RECORD }
+
+#define QC_IO_OPTIONS_HELP \
+    "      --crash-after N        let N writes reach the file, then stop as if power\n" \
+    "                             failed (exit status 99)\n" \
+    "      --crash-at EVENT[:K]   stop before the next write after the K-th firing of\n" \
+    "                             the blkdebug event EVENT (default K=1)\n" \
+    "      --torn                 the write the crash interrupts lands partly (cut at\n" \
+    "                             a 512-byte boundary)\n" \
+    "      --write-log FILE       one JSON line per write: seq, offset, length, event,\n" \
+    "                             epoch (number of completed flushes)\n" \
+    "      --record FILE          binary record of every write with its data (for\n" \
+    "                             tools/crashtest)\n"
+
+struct qc_io_opts {
+    struct qc_crash crash;
+    const char *write_log;
+    const char *record;
+};
+
+void qc_io_opts_init(struct qc_io_opts *o);
+/* Handles one of the options above.  Returns 1 when OPT was one of them,
+ * 0 when it is not ours, -1 (with a message in ERR) for a bad argument. */
+int qc_io_opts_parse(struct qc_io_opts *o, int opt, const char *arg,
+                     char *err, size_t errlen);
+/* Applies them to an opened file (opens the log files).  Returns 0 or a
+ * negative errno; *what names the file that could not be opened. */
+int qc_io_opts_apply(const struct qc_io_opts *o, struct qc_file *f, const char **what);
 
 #endif

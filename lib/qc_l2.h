@@ -109,5 +109,32 @@ enum qc_subcluster_type qc_l2_subcluster_type(const struct qc_l2_entry *e, bool 
                                               unsigned sc);
 
 const char *qc_cluster_type_name(enum qc_cluster_type t);
+const char *qc_subcluster_type_name(enum qc_subcluster_type t);
+
+/* Subclusters per cluster: 32 with extended L2, else 1. */
+static inline unsigned qc_l2_subclusters(bool extl2)
+{
+    return extl2 ? 32 : 1;
+}
+
+/* QEMU's qcow2_get_subcluster_range_type: the type of subcluster SC_FROM
+ * and how many subclusters from SC_FROM on share it, up to the end of the
+ * cluster.  Returns -1 (type INVALID) for an entry whose bitmap is
+ * inconsistent. */
+int qc_l2_subcluster_range(const struct qc_l2_entry *e, bool extl2, unsigned sc_from,
+                           enum qc_subcluster_type *type);
+
+/* Entry I of a raw (big-endian) L2 table with ENTRY_SIZE-byte entries. */
+struct qc_l2_entry qc_l2_table_entry(const uint8_t *table, bool extl2, bool data_file,
+                                     uint64_t i);
+
+/* QEMU's count_contiguous_subclusters: starting at subcluster SC of entry
+ * L2_INDEX, how many subclusters over at most NB_CLUSTERS entries share the
+ * first one's type (and, for allocated types, continue its host offsets
+ * cluster by cluster).  A compressed first entry counts alone.  Returns -1
+ * when an INVALID entry is reached; *BAD_INDEX is then its index. */
+int64_t qc_l2_count_contiguous(const uint8_t *table, bool extl2, bool data_file,
+                               uint64_t cluster_size, uint64_t l2_index,
+                               uint64_t nb_clusters, unsigned sc, uint64_t *bad_index);
 
 #endif

@@ -152,3 +152,79 @@ int qc_refcount_disk_get(struct qc_refcount_disk *d, uint64_t cluster, uint64_t 
     *value = qc_refblock_get(d->blk, d->order, cluster & ((1ull << d->rb_bits) - 1));
     return 0;
 }
+
+/* --- on-disk refcounts for the map and guest reads --------------------------- */
+
+int qc_refcount_reader_init(struct qc_refcount_reader *r, struct qc_file *f,
+                            uint64_t table_offset, uint64_t table_entries,
+                            unsigned cluster_bits, unsigned order)
+{
+    uint8_t *raw;
+    int64_t got;
+
+    memset(r, 0, sizeof *r);
+    r->file = f;
+    r->cluster_bits = cluster_bits;
+    r->order = order;
+    r->block_bits = cluster_bits + 3 - order;
+    r->block_offset = UINT64_MAX;
+    if (table_entries > (SIZE_MAX / 8))
+        return QC_E_RANGE;
+    r->table = malloc(table_entries ? table_entries * 8 : 8);
+    r->block = malloc((size_t)1 << cluster_bits);
+    if (!r->table || !r->block) {
+        qc_refcount_reader_free(r);
+        return QC_E_NOMEM;
+    }
+    raw = (uint8_t *)r->table;
+    got = qc_file_read_padded(f, table_offset, raw, (size_t)table_entries * 8);
+    if (got < 0) {
+        qc_refcount_reader_free(r);
+        return (int)got;
+    }
+    /* convert in place: each entry is read before it is overwritten */
+    for (uint64_t i = 0; i < table_entries; i++)
+        r->table[i] = qc_be64(raw + 8 * i);
+    r->table_entries = table_entries;
+    return 0;
+}
+
+void qc_refcount_reader_free(struct qc_refcount_reader *r)
+{
+    free(r->table);
+    free(r->block);
+    r->table = NULL;
+    r->block = NULL;
+    r->table_entries = 0;
+    r->block_offset = UINT64_MAX;
+}
+
+int qc_refcount_lookup(struct qc_refcount_reader *r, uint64_t cluster, uint64_t *refcount,
+                       uint64_t *bad_offset, uint64_t *bad_index)
+{
+    uint64_t index = cluster >> r->block_bits;
+    uint64_t off;
+
+    *refcount = 0;
+    if (index >= r->table_entries)
+        return 0;
+    off = r->table[index] & QC_REFT_OFFSET_MASK;
+    if (!off)
+        return 0;
+    if (off & ((1ull << r->cluster_bits) - 1)) {
+        if (bad_offset)
+            *bad_offset = off;
+        if (bad_index)
+            *bad_index = index;
+        return QC_E_FORMAT;
+    }
+    if (off != r->block_offset) {
+        int64_t got = qc_file_read_padded(r->file, off, r->block, (size_t)1 << r->cluster_bits);
+        if (got < 0)
+            return (int)got;
+        r->block_offset = off;
+    }
+    *refcount = qc_refblock_get(r->block, r->order,
+                                cluster & ((1ull << r->block_bits) - 1));
+    return 0;
+}

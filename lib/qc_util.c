@@ -126,3 +126,91 @@ const char *qc_strerror(int code)
     default: return code < 0 ? strerror(-code) : "success";
     }
 }
+
+static uint64_t qemu_suffix_mul(char c)
+{
+    switch (c) {
+    case 'b': case 'B': return 1;
+    case 'k': case 'K': return 1ull << 10;
+    case 'm': case 'M': return 1ull << 20;
+    case 'g': case 'G': return 1ull << 30;
+    case 't': case 'T': return 1ull << 40;
+    case 'p': case 'P': return 1ull << 50;
+    case 'e': case 'E': return 1ull << 60;
+    default: return 0;
+    }
+}
+
+int qc_parse_qemu_size(const char *s, uint64_t *out, bool *hex_suffix)
+{
+    const char *p = s, *digits;
+    uint64_t val = 0, mul;
+    double frac = 0;
+    bool hex = false, any = false;
+
+    if (hex_suffix)
+        *hex_suffix = false;
+    while (isspace((unsigned char)*p))
+        p++;
+    if (*p == '+')
+        p++;
+    if (*p == '-')
+        return -EINVAL;
+    digits = p;
+    if (p[0] == '0' && (p[1] == 'x' || p[1] == 'X')) {
+        hex = true;
+        p += 2;
+        for (; isxdigit((unsigned char)*p); p++) {
+            int d = isdigit((unsigned char)*p) ? *p - '0' : tolower((unsigned char)*p) - 'a' + 10;
+            if (val > (UINT64_MAX - (uint64_t)d) / 16)
+                return -ERANGE;
+            val = val * 16 + (uint64_t)d;
+            any = true;
+        }
+        if (!any || *p == '.')
+            return -EINVAL;
+    } else {
+        for (; isdigit((unsigned char)*p); p++) {
+            int d = *p - '0';
+            if (val > (UINT64_MAX - (uint64_t)d) / 10)
+                return -ERANGE;
+            val = val * 10 + (uint64_t)d;
+            any = true;
+        }
+        if (!any)
+            return -EINVAL;
+        if (*p == '.') {
+            double scale = 0.1;
+            p++;
+            for (; isdigit((unsigned char)*p); p++, scale /= 10)
+                frac += (*p - '0') * scale;
+            if (*p == 'e' || *p == 'E') {
+                /* an exponent is not a suffix here: the whole input is invalid */
+                if (isdigit((unsigned char)p[1]) || p[1] == '+' || p[1] == '-')
+                    return -EINVAL;
+            }
+        }
+    }
+    (void)digits;
+    mul = qemu_suffix_mul(*p);
+    if (mul) {
+        p++;
+        if (hex && hex_suffix)
+            *hex_suffix = true;
+    } else {
+        mul = 1;
+    }
+    if (*p)
+        return -EINVAL;
+    if (mul == 1 && frac != 0)
+        return -EINVAL;
+    if (mul == 1 && s[strlen(s) - 1] == '.')
+        return -EINVAL;
+    {
+        uint64_t f = (uint64_t)(frac * (double)mul);
+        if (val > (UINT64_MAX - f) / mul)
+            return -ERANGE;
+        *out = val * mul + f;
+    }
+    return 0;
+}

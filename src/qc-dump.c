@@ -1,10 +1,14 @@
 /* qc-dump: look at a qcow2 image, never touch it. */
 #include <errno.h>
-#include <getopt.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include "qc_chain.h"
+#include "qc_guest.h"
 #include "qc_image.h"
 #include "qc_util.h"
 #include "qc_view.h"
@@ -16,15 +20,48 @@ static const char usage_text[] =
     "Shows a qcow2 image without changing it.  With no option: the header and\n"
     "header extensions, as qemu-iotests' qcow2.py dump-header prints them.\n"
     "\n"
+    "Header views (one at a time):\n"
     "  --legacy          header in the 2012 qcow2.py format\n"
     "  --exts            header extensions only (qcow2.py dump-header-exts)\n"
     "  --hex             annotated hexdump of header, extensions, feature table\n"
     "  --features        feature bits: group, bit, name, set, known\n"
+    "\n"
+    "Tables and data (any together):\n"
+    "  --l1              active L1 table, one entry per line\n"
+    "  --l2 INDEX|all    L2 table of L1 entry INDEX, or every L2 table\n"
+    "  --refcounts       refcount table and refcount blocks\n"
+    "  --nonzero         hide empty entries in the tables above\n"
+    "  --snapshots       internal snapshot table\n"
+    "  --bitmaps         persistent bitmaps: directory and tables\n"
+    "  --map             guest-to-host mapping (with --json: as qemu-img map\n"
+    "                    --output=json)\n"
+    "  --hexdump OFF LEN raw host bytes, as hexdump -C -s OFF -n LEN IMAGE\n"
+    "  --read OFF LEN    guest bytes, as hexdump -C\n"
+    "  --backing         let --read follow the backing file\n"
+    "\n"
+    "  --raw OUT         write the guest disk to OUT as a raw image\n"
+    "                    (as qemu-img convert -O raw)\n"
     "  --json            one JSON document (with any of the views above)\n"
     "  -h, --help        this text\n"
-    "      --version     version\n";
+    "      --version     version\n"
+    "\n"
+    "Sizes and offsets: plain numbers, 0x hex, suffixes k M G T (1024) and\n"
+    "b or s (512-byte sectors).\n";
 
-enum view { V_HEADER, V_LEGACY, V_EXTS, V_HEX, V_FEATURES };
+enum header_view { V_HEADER, V_LEGACY, V_EXTS, V_HEX, V_FEATURES };
+
+struct options {
+    enum header_view header;
+    int nheader;
+    bool json, nonzero, backing;
+    bool l1, refcounts, snapshots, bitmaps, map;
+    bool l2, l2_all;
+    uint64_t l2_index;
+    bool hexdump, read;
+    uint64_t hx_off, hx_len, rd_off, rd_len;
+    const char *raw_out;
+    const char *image;
+};
 
 static int usage_error(const char *fmt, const char *arg)
 {
@@ -34,91 +71,510 @@ static int usage_error(const char *fmt, const char *arg)
     return 64;
 }
 
+static bool is_flag(const char *name)
+{
+    static const char *const flags[] = {
+        "--version", "--legacy", "--exts", "--hex", "--features", "--json", "--l1",
+        "--refcounts", "--nonzero", "--snapshots", "--bitmaps", "--map", "--backing",
+    };
+    for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++)
+        if (strcmp(name, flags[i]) == 0)
+            return true;
+    return false;
+}
+
+/* Parses argv.  Returns -1 to go on, or an exit status. */
+static int parse_args(int argc, char **argv, struct options *o)
+{
+    bool only_images = false;
+
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *val = NULL;
+        char name[32];
+        const char *eq;
+
+        if (only_images || a[0] != '-' || a[1] == '\0') {
+            if (o->image)
+                return usage_error("more than one IMAGE ('%s')", a);
+            o->image = a;
+            continue;
+        }
+        if (strcmp(a, "--") == 0) {
+            only_images = true;
+            continue;
+        }
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            fputs(usage_text, stdout);
+            return 0;
+        }
+        if (a[1] != '-')
+            return usage_error("unknown option '%s'", a);
+        eq = strchr(a, '=');
+        if (eq) {
+            size_t n = (size_t)(eq - a);
+            if (n >= sizeof name)
+                return usage_error("unknown option '%s'", a);
+            memcpy(name, a, n);
+            name[n] = '\0';
+            val = eq + 1;
+        } else {
+            if (strlen(a) >= sizeof name)
+                return usage_error("unknown option '%s'", a);
+            strcpy(name, a);
+        }
+#define FLAG(opt) (strcmp(name, opt) == 0 && !val)
+#define NEXT(dst) do { \
+            if (val) { dst = val; val = NULL; } \
+            else if (i + 1 < argc) dst = argv[++i]; \
+            else return usage_error("option '%s' needs an argument", name); \
+        } while (0)
+        if (FLAG("--version")) {
+            printf("qc-dump %s\n", QC_VERSION);
+            return 0;
+        } else if (FLAG("--legacy")) {
+            o->header = V_LEGACY; o->nheader++;
+        } else if (FLAG("--exts")) {
+            o->header = V_EXTS; o->nheader++;
+        } else if (FLAG("--hex")) {
+            o->header = V_HEX; o->nheader++;
+        } else if (FLAG("--features")) {
+            o->header = V_FEATURES; o->nheader++;
+        } else if (FLAG("--json")) {
+            o->json = true;
+        } else if (FLAG("--l1")) {
+            o->l1 = true;
+        } else if (FLAG("--refcounts")) {
+            o->refcounts = true;
+        } else if (FLAG("--nonzero")) {
+            o->nonzero = true;
+        } else if (FLAG("--snapshots")) {
+            o->snapshots = true;
+        } else if (FLAG("--bitmaps")) {
+            o->bitmaps = true;
+        } else if (FLAG("--map")) {
+            o->map = true;
+        } else if (FLAG("--backing")) {
+            o->backing = true;
+        } else if (strcmp(name, "--l2") == 0) {
+            const char *v;
+            NEXT(v);
+            o->l2 = true;
+            if (strcmp(v, "all") == 0)
+                o->l2_all = true;
+            else if (!qc_parse_size(v, &o->l2_index))
+                return usage_error("invalid L1 index '%s' for --l2 (a number or 'all')", v);
+        } else if (strcmp(name, "--hexdump") == 0 || strcmp(name, "--read") == 0) {
+            bool hx = name[2] == 'h';
+            const char *off, *len;
+            uint64_t *po = hx ? &o->hx_off : &o->rd_off, *pl = hx ? &o->hx_len : &o->rd_len;
+            NEXT(off);
+            if (i + 1 >= argc)
+                return usage_error("option '%s' needs OFF and LEN", name);
+            len = argv[++i];
+            if (!qc_parse_size(off, po))
+                return usage_error(hx ? "invalid offset '%s' for --hexdump"
+                                      : "invalid offset '%s' for --read", off);
+            if (!qc_parse_size(len, pl))
+                return usage_error(hx ? "invalid length '%s' for --hexdump"
+                                      : "invalid length '%s' for --read", len);
+            if (hx)
+                o->hexdump = true;
+            else
+                o->read = true;
+        } else if (strcmp(name, "--raw") == 0) {
+            NEXT(o->raw_out);
+            if (!o->raw_out[0])
+                return usage_error("%s", "empty file name for --raw");
+        } else if (val && is_flag(name)) {
+            return usage_error("option '%s' takes no argument", name);
+        } else {
+            return usage_error("unknown option '%s'", a);
+        }
+#undef FLAG
+#undef NEXT
+        if (val)
+            return usage_error("option '%s' takes no argument", name);
+    }
+    if (!o->image)
+        return usage_error("%s", "missing IMAGE");
+    return -1;
+}
+
+static bool any_table(const struct options *o)
+{
+    return o->l1 || o->l2 || o->refcounts || o->snapshots || o->bitmaps || o->map ||
+           o->hexdump || o->read;
+}
+
+/* --- guest views through the chain ---------------------------------------- */
+
+static int open_chain(struct qc_chain *c, const char *path, unsigned flags)
+{
+    char *err = NULL;
+    int r = qc_chain_open(c, path, flags, stderr, &err);
+
+    if (r == QC_E_FORMAT) {
+        fprintf(stderr, "qc-dump: %s: not a qcow2 image\n", path);
+        free(err);
+        return 63;
+    }
+    if (r < 0) {
+        fprintf(stderr, "qc-dump: %s\n", err ? err : qc_strerror(r));
+        free(err);
+        return 1;
+    }
+    free(err);
+    return 0;
+}
+
+static int map_failed(uint64_t off)
+{
+    (void)off;
+    fflush(stdout);
+    fprintf(stderr, "qc-dump: Could not read file metadata: %s\n", strerror(EIO));
+    return 1;
+}
+
+/* Is PATH one of the files the chain reads (image, data file, backing)? */
+static bool chain_uses(const struct qc_chain *c, const char *path)
+{
+    struct stat so, sf;
+
+    if (stat(path, &so) < 0)
+        return false;
+    for (const struct qc_node *n = c->top; n; n = n->backing) {
+        const struct qc_file *files[2] = { n->file, n->has_data_file ? &n->data_file : NULL };
+        for (int i = 0; i < 2; i++)
+            if (files[i] && fstat(files[i]->fd, &sf) == 0 &&
+                sf.st_dev == so.st_dev && sf.st_ino == so.st_ino)
+                return true;
+    }
+    return false;
+}
+
+static int do_raw(const struct options *o, struct json_object *doc)
+{
+    struct qc_chain c;
+    enum qc_export_stage stage;
+    uint64_t at = 0;
+    int fd, r;
+
+    if ((r = open_chain(&c, o->image, 0)) != 0)
+        return r;
+    if (c.top->encrypted) {
+        fprintf(stderr, "qc-dump: %s: encrypted image: guest data cannot be read without the key\n",
+                o->image);
+        qc_chain_close(&c);
+        return 1;
+    }
+    if (chain_uses(&c, o->raw_out)) {
+        fprintf(stderr, "qc-dump: %s: refusing to overwrite a file the image reads\n", o->raw_out);
+        qc_chain_close(&c);
+        return 1;
+    }
+    fd = open(o->raw_out, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        fprintf(stderr, "qc-dump: %s: %s\n", o->raw_out, strerror(errno));
+        qc_chain_close(&c);
+        return 1;
+    }
+    r = qc_guest_export_raw(&c, fd, &stage, &at);
+    if (close(fd) < 0 && r == 0) {
+        r = -errno;
+        stage = QC_EXPORT_WRITE;
+    }
+    if (r < 0) {
+        switch (stage) {
+        case QC_EXPORT_STATUS:
+            fprintf(stderr, "qc-dump: error while reading block status at offset %llu: %s\n",
+                    (unsigned long long)at, strerror(EIO));
+            break;
+        case QC_EXPORT_READ:
+            fprintf(stderr, "qc-dump: error while reading at byte %llu: %s\n",
+                    (unsigned long long)at, r == -ENOTSUP ? "encrypted data" : strerror(EIO));
+            break;
+        default:
+            fprintf(stderr, "qc-dump: %s: %s\n", o->raw_out, qc_strerror(r));
+            break;
+        }
+    } else if (doc) {
+        struct json_object *j = json_object_new_object();
+        json_object_object_add(j, "output", json_object_new_string(o->raw_out));
+        json_object_object_add(j, "size", qc_json_u64(c.top->length));
+        json_object_object_add(doc, "raw", j);
+    }
+    qc_chain_close(&c);
+    return r < 0 ? 1 : 0;
+}
+
+/* Guest bytes of the top image, as hexdump -C of a raw export would show. */
+static int do_read(const struct options *o, struct json_object *doc)
+{
+    struct qc_chain c;
+    uint64_t at = 0;
+    char *hex = NULL;
+    size_t hexlen = 0;
+    FILE *out = stdout;
+    int r;
+
+    if ((r = open_chain(&c, o->image, o->backing ? 0 : QC_CHAIN_NO_BACKING)) != 0)
+        return r;
+    if (c.top->encrypted) {
+        fprintf(stderr, "qc-dump: %s: encrypted image: guest data cannot be read without the key\n",
+                o->image);
+        qc_chain_close(&c);
+        return 1;
+    }
+    if (doc && !(out = open_memstream(&hex, &hexlen))) {
+        qc_chain_close(&c);
+        return 1;
+    }
+    r = qc_view_guest_hexdump(out, c.top, o->rd_off, o->rd_len, &at);
+    if (doc) {
+        fclose(out);
+        if (r >= 0) {
+            struct json_object *j = json_object_new_object();
+            json_object_object_add(j, "offset", qc_json_u64(o->rd_off));
+            json_object_object_add(j, "length", qc_json_u64(o->rd_len));
+            json_object_object_add(j, "backing", json_object_new_boolean(o->backing));
+            json_object_object_add(j, "hexdump", json_object_new_string(hex ? hex : ""));
+            json_object_object_add(doc, "read", j);
+        }
+        free(hex);
+    }
+    fflush(stdout);
+    if (r < 0)
+        fprintf(stderr, "qc-dump: read failed at guest offset %llu: %s\n", (unsigned long long)at,
+                r == -ENOTSUP ? "encrypted data" : strerror(EIO));
+    else if (c.top->backing_skipped && !doc)
+        fprintf(stderr, "qc-dump: note: backing file not opened (--backing reads through it); "
+                "unallocated ranges read as zeros\n");
+    qc_chain_close(&c);
+    return r < 0 ? 1 : 0;
+}
+
+static int do_map(const struct options *o, struct json_object *doc, bool qemu_json)
+{
+    struct qc_chain c;
+    uint64_t at = 0;
+    int r;
+
+    if ((r = open_chain(&c, o->image, 0)) != 0)
+        return r;
+    if (qemu_json) {
+        r = qc_view_map_json(stdout, &c, &at);
+    } else if (doc) {
+        struct json_object *arr = NULL;
+        r = qc_json_map(&c, &arr, &at);
+        if (r >= 0)
+            json_object_object_add(doc, "map", arr);
+        else
+            json_object_put(arr);
+    } else {
+        r = qc_view_map_text(stdout, &c, &at);
+    }
+    qc_chain_close(&c);
+    return r < 0 ? map_failed(at) : 0;
+}
+
+/* --- host bytes ------------------------------------------------------------ */
+
+static int do_hexdump(const struct options *o, struct qc_image *img, struct json_object *doc)
+{
+    char *hex = NULL;
+    size_t hexlen = 0;
+    FILE *out = stdout;
+    int r;
+
+    if (doc && !(out = open_memstream(&hex, &hexlen)))
+        return 1;
+    r = qc_view_host_hexdump(out, &img->file, o->hx_off, o->hx_len);
+    if (doc) {
+        fclose(out);
+        if (r == 0) {
+            struct json_object *j = json_object_new_object();
+            json_object_object_add(j, "offset", qc_json_u64(o->hx_off));
+            json_object_object_add(j, "length", qc_json_u64(o->hx_len));
+            json_object_object_add(j, "hexdump", json_object_new_string(hex ? hex : ""));
+            json_object_object_add(doc, "hexdump", j);
+        }
+        free(hex);
+    }
+    if (r < 0) {
+        fflush(stdout);
+        fprintf(stderr, "qc-dump: %s: %s\n", o->image, qc_strerror(r));
+        return 1;
+    }
+    return 0;
+}
+
+/* --- main ------------------------------------------------------------------ */
+
+/* Adds a JSON section; a section that could not be shown makes the exit
+ * status 1, as its text view does. */
+static void add_section(struct json_object *doc, const char *key, struct json_object *sec, int *rc)
+{
+    if (json_object_object_get_ex(sec, "error", NULL))
+        *rc = 1;
+    json_object_object_add(doc, key, sec);
+}
+
+static int table_views(const struct options *o, struct qc_image *img, struct json_object *doc)
+{
+    int rc = 0, r;
+    bool first = true;
+
+#define SEP() do { if (!doc && !first) putchar('\n'); first = false; } while (0)
+    if (o->l1) {
+        SEP();
+        if (doc)
+            add_section(doc, "l1", qc_json_l1(img, o->nonzero), &rc);
+        else if (qc_view_l1(stdout, img, o->nonzero))
+            rc = 1;
+    }
+    if (o->l2) {
+        SEP();
+        if (doc)
+            add_section(doc, "l2", qc_json_l2(img, o->l2_all, o->l2_index, o->nonzero), &rc);
+        else if (qc_view_l2(stdout, img, o->l2_all, o->l2_index, o->nonzero))
+            rc = 1;
+    }
+    if (o->refcounts) {
+        SEP();
+        if (doc)
+            add_section(doc, "refcounts", qc_json_refcounts(img, o->nonzero), &rc);
+        else if (qc_view_refcounts(stdout, img, o->nonzero))
+            rc = 1;
+    }
+    if (o->snapshots) {
+        SEP();
+        if (doc)
+            add_section(doc, "snapshots", qc_json_snapshots(img), &rc);
+        else if (qc_view_snapshots(stdout, img))
+            rc = 1;
+    }
+    if (o->bitmaps) {
+        SEP();
+        if (doc)
+            add_section(doc, "bitmaps", qc_json_bitmaps(img, o->nonzero), &rc);
+        else if (qc_view_bitmaps(stdout, img, o->nonzero))
+            rc = 1;
+    }
+    if (o->map) {
+        SEP();
+        fflush(stdout);
+        if ((r = do_map(o, doc, false)) != 0)
+            return r;
+    }
+    if (o->hexdump) {
+        SEP();
+        if ((r = do_hexdump(o, img, doc)) != 0)
+            return r;
+    }
+    if (o->read) {
+        SEP();
+        fflush(stdout);
+        if ((r = do_read(o, doc)) != 0)
+            return r;
+    }
+#undef SEP
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
-    enum { O_LEGACY = 256, O_EXTS, O_HEX, O_FEATURES, O_JSON, O_VERSION };
-    static const struct option opts[] = {
-        { "legacy", no_argument, NULL, O_LEGACY },
-        { "exts", no_argument, NULL, O_EXTS },
-        { "hex", no_argument, NULL, O_HEX },
-        { "features", no_argument, NULL, O_FEATURES },
-        { "json", no_argument, NULL, O_JSON },
-        { "help", no_argument, NULL, 'h' },
-        { "version", no_argument, NULL, O_VERSION },
-        { NULL, 0, NULL, 0 }
-    };
-    enum view view = V_HEADER;
-    int nviews = 0;
-    bool json = false;
+    struct options o;
     struct qc_image img;
-    const char *path;
-    int c, r, rc = 0;
+    struct json_object *doc = NULL;
+    int r, rc = 0;
 
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (c) {
-        case O_LEGACY: view = V_LEGACY; nviews++; break;
-        case O_EXTS: view = V_EXTS; nviews++; break;
-        case O_HEX: view = V_HEX; nviews++; break;
-        case O_FEATURES: view = V_FEATURES; nviews++; break;
-        case O_JSON: json = true; break;
-        case 'h': fputs(usage_text, stdout); return 0;
-        case O_VERSION: printf("qc-dump %s\n", QC_VERSION); return 0;
-        default:
-            return usage_error("unknown option '%s'", argv[optind - 1]);
-        }
-    }
-    if (nviews > 1)
-        return usage_error("%s", "choose one view");
-    if (optind != argc - 1)
-        return usage_error("%s", optind >= argc ? "missing IMAGE" : "more than one IMAGE");
-    path = argv[optind];
+    memset(&o, 0, sizeof o);
+    if ((r = parse_args(argc, argv, &o)) >= 0)
+        return r;
+    if (o.nheader > 1)
+        return usage_error("%s", "choose one of --legacy, --exts, --hex, --features");
+    if (o.nheader && (any_table(&o) || o.raw_out))
+        return usage_error("%s", "header views do not combine with other views");
+    if (o.raw_out && any_table(&o))
+        return usage_error("%s", "--raw does not combine with other views");
 
-    r = qc_image_open(&img, path, 0, QC_VALIDATE_OPEN, NULL);
+    /* the qemu-img map text, streamed */
+    if (o.map && o.json && !o.l1 && !o.l2 && !o.refcounts && !o.snapshots && !o.bitmaps &&
+        !o.hexdump && !o.read)
+        return do_map(&o, NULL, true);
+    if (o.raw_out && !o.json)
+        return do_raw(&o, NULL);
+
+    r = qc_image_open(&img, o.image, 0, QC_VALIDATE_OPEN, NULL);
     if (r < 0 && r != QC_E_FORMAT) {
-        fprintf(stderr, "qc-dump: %s: %s\n", path, qc_strerror(r));
+        fprintf(stderr, "qc-dump: %s: %s\n", o.image, qc_strerror(r));
         return 1;
     }
     if (r == QC_E_FORMAT) {
         /* qcow2.py dumps any file; so do the qcow2.py views, then say so */
-        if (!json && (view == V_HEADER || view == V_LEGACY || view == V_EXTS)) {
-            if (view == V_EXTS)
+        if (!o.json && !any_table(&o) && !o.raw_out &&
+            (o.header == V_HEADER || o.header == V_LEGACY || o.header == V_EXTS)) {
+            if (o.header == V_EXTS)
                 qc_view_exts(stdout, &img, QC_ERA_CURRENT);
             else
-                qc_view_header(stdout, &img, view == V_LEGACY ? QC_ERA_LEGACY : QC_ERA_CURRENT);
+                qc_view_header(stdout, &img, o.header == V_LEGACY ? QC_ERA_LEGACY : QC_ERA_CURRENT);
+            fflush(stdout);
+        } else if (!o.json && o.hexdump && !o.map && !o.read && !o.l1 && !o.l2 &&
+                   !o.refcounts && !o.snapshots && !o.bitmaps) {
+            /* host bytes can be shown for any file */
+            do_hexdump(&o, &img, NULL);
             fflush(stdout);
         }
-        fprintf(stderr, "qc-dump: %s: not a qcow2 image (bad magic)\n", path);
+        fprintf(stderr, "qc-dump: %s: not a qcow2 image (bad magic)\n", o.image);
         qc_image_close(&img);
         return 63;
     }
 
-    if (json) {
-        struct json_object *doc = json_object_new_object();
-        json_object_object_add(doc, "filename", json_object_new_string(path));
+    if (o.json) {
+        doc = json_object_new_object();
+        json_object_object_add(doc, "filename", json_object_new_string(o.image));
         json_object_object_add(doc, "header", qc_json_header(&img));
         json_object_object_add(doc, "extensions", qc_json_extensions(&img));
         json_object_object_add(doc, "feature_table", qc_json_feature_table(&img));
         json_object_object_add(doc, "features", qc_json_features(&img));
         json_object_object_add(doc, "problems", qc_json_problems(&img.problems));
-        qc_json_print(stdout, doc);
-        json_object_put(doc);
         rc = img.exts.status != QC_EXT_OK || img.hdr.avail < QC_HEADER_V2_LEN ? 1 : 0;
+        if (o.raw_out)
+            r = do_raw(&o, doc);
+        else
+            r = table_views(&o, &img, doc);
+        if (r == 0 || r == 1) {
+            if (r == 0 || !o.raw_out)
+                qc_json_print(stdout, doc);
+            if (r)
+                rc = r;
+        } else {
+            rc = r;
+        }
+        json_object_put(doc);
+        if (rc && r == 0 && !any_table(&o) && !o.raw_out)
+            fprintf(stderr, "qc-dump: %s: the header or extension area cannot be read whole "
+                    "(file of %llu bytes)\n", o.image, (unsigned long long)img.file.size);
+    } else if (any_table(&o)) {
+        rc = table_views(&o, &img, NULL);
     } else {
-        switch (view) {
+        switch (o.header) {
         case V_HEADER: rc = qc_view_header(stdout, &img, QC_ERA_CURRENT); break;
         case V_LEGACY: rc = qc_view_header(stdout, &img, QC_ERA_LEGACY); break;
         case V_EXTS: rc = qc_view_exts(stdout, &img, QC_ERA_CURRENT); break;
         case V_HEX: rc = qc_view_hex(stdout, &img); break;
         case V_FEATURES: rc = qc_view_features(stdout, &img); break;
         }
+        fflush(stdout);
+        if (rc)
+            fprintf(stderr, "qc-dump: %s: the header or extension area cannot be read whole "
+                    "(file of %llu bytes)\n", o.image, (unsigned long long)img.file.size);
     }
     fflush(stdout);
-    if (rc)
-        fprintf(stderr, "qc-dump: %s: the header or extension area cannot be read whole "
-                "(file of %llu bytes)\n", path, (unsigned long long)img.file.size);
-    for (size_t i = 0; i < img.problems.n; i++)
-        fprintf(stderr, "qc-dump: warning: %s\n", img.problems.v[i].message);
+    if (!any_table(&o) && !o.raw_out)
+        for (size_t i = 0; i < img.problems.n; i++)
+            fprintf(stderr, "qc-dump: warning: %s\n", img.problems.v[i].message);
     qc_image_close(&img);
     return rc;
 }

@@ -2,7 +2,7 @@
 # Installs the Debian packages qc-tools needs to build and test, when missing.
 # As root: apt-get install.  Otherwise: prints the exact command and fails.
 set -u
-PKGS="build-essential pkg-config zlib1g-dev libjson-c-dev libreadline-dev libcmocka-dev libzstd-dev qemu-utils clang tmux"
+PKGS="build-essential pkg-config zlib1g-dev libjson-c-dev libreadline-dev libcmocka-dev libzstd-dev qemu-utils clang libclang-rt-14-dev tmux python3"
 [ "${1:-}" = "--list" ] && { echo "$PKGS"; exit 0; }
 
 missing=""
