@@ -38,8 +38,11 @@ FIELDS = ['corruptions', 'leaks', 'check-errors', 'allocated-clusters',
 # --- base images ---------------------------------------------------------------
 
 def sh(cmd, cwd):
-    subprocess.run(cmd, cwd=cwd, shell=True, check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    r = subprocess.run(cmd, cwd=cwd, shell=True, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.PIPE)
+    if r.returncode != 0:
+        raise RuntimeError('%s: exit %d: %s' % (cmd, r.returncode,
+                                                r.stderr.decode(errors='replace').strip()))
 
 
 def io(img, cmds, extra=''):
@@ -99,7 +102,7 @@ BASES = {
     'dfcomp': ('data_file={base}.data,cluster_size=4096', '8M', [io('{img}', writes(4, 1 << 20, 8192))], ['data']),
     'rc1snap': ('refcount_bits=1,cluster_size=4096', '4M',
                 [io('{img}', writes(3, 1 << 20, 8192)), 'qemu-img snapshot -c x {img}'], []),
-    'luks': ('encrypt.format=luks,encrypt.key-secret=sec0', '16M', [], []),
+    'luks': ('encrypt.format=luks,encrypt.key-secret=sec0,encrypt.iter-time=10', '16M', [], []),
     'qcow1': (None, '16M', ["qemu-io -f qcow -c 'write -P 1 0 64k' -c 'write -P 2 1M 4k' {img}"], []),
     'snap3': ('cluster_size=4096,refcount_bits=8', '8M',
               [io('{img}', writes(3, 1 << 20, 8192)), 'qemu-img snapshot -c x {img}',
