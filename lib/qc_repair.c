@@ -151,7 +151,12 @@ struct rep {
 
     /* the repair run's own comparison (when the counts were adjusted) */
     bool adjusted;
-    uint64_t nb0;              /* clusters compared (IMRT size after the check) */
+    uint64_t nb0;
+    size_t fail_at;            /* event where the walk's fix hits metadata (or SIZE_MAX) */
+    const char *fail_area;
+    uint64_t *grown_blocks;    /* refcount blocks outside the image the file grows to hold */
+    size_t ngrown, grown_cap;
+    uint64_t grow_to;          /* file length after those growths (0: none) */              /* clusters compared (IMRT size after the check) */
 
     /* the rebuilt structure */
     uint64_t *new_rt;          /* new reftable entries */
@@ -295,6 +300,38 @@ static int collect_exclusions(struct rep *s)
     return 0;
 }
 
+/* --- QEMU's metadata overlap check before a write -------------------------------- */
+
+/* The metadata area (QEMU's name) that [OFF, OFF+LEN) would overwrite, in
+ * QEMU's order of areas, or NULL.  L2 tables and data are not guarded. */
+static const char *overlap_area(const struct rep *s, uint64_t off, uint64_t len)
+{
+    static const struct { enum qc_role role; const char *name; } areas[] = {
+        { QC_ROLE_HEADER, "qcow2_header" },
+        { QC_ROLE_L1, "active L1 table" },
+        { QC_ROLE_REFTABLE, "refcount table" },
+        { QC_ROLE_REFBLOCK, "refcount block" },
+        { QC_ROLE_SNAPSHOT_TABLE, "snapshot table" },
+        { QC_ROLE_SNAPSHOT_L1, "inactive L1 table" },
+        { QC_ROLE_BITMAP_DIR, "bitmap directory" },
+    };
+    const struct qc_check *c = s->c;
+    uint64_t first = off >> c->cb, last = (off + len - 1) >> c->cb;
+    size_t best = sizeof areas / sizeof areas[0];
+
+    for (size_t i = 0; i < c->nranges; i++) {
+        const struct qc_meta_range *m = &c->ranges[i];
+        if (m->first > last || m->first + m->count <= first)
+            continue;
+        for (size_t a = 0; a < best; a++)
+            if (areas[a].role == m->role) {
+                best = a;
+                break;
+            }
+    }
+    return best < sizeof areas / sizeof areas[0] ? areas[best].name : NULL;
+}
+
 /* --- walk-time fixes (-r all): misaligned preallocated zero clusters ------------- */
 
 static const struct entry_fix *find_efix(const struct rep *s, uint64_t at)
@@ -332,6 +369,10 @@ static int prealloc_fixes(struct rep *s)
         if (find_efix(s, e->offset)) {
             /* a second visit of the same entry finds it fixed: silent */
             e->drop = true;
+        } else if ((s->fail_area = overlap_area(s, e->offset, c->l2_esize))) {
+            /* QEMU's guard refuses the write and the check stops here */
+            s->fail_at = i;
+            return 0;
         } else {
             memset(raw, 0, sizeof raw);
             if (qc_file_read_qemu(c->f, e->offset, raw, c->l2_esize) < 0)
@@ -644,6 +685,8 @@ static int final_counts(struct rep *s)
             continue;
         imrt_dec(&s->final, off >> c->cb);
     }
+    for (size_t i = 0; i < s->ngrown; i++)
+        imrt_dec(&s->final, s->grown_blocks[i]);
     for (size_t i = 0; i + 1 < s->nab; i += 2)
         for (uint64_t k = 0; k < s->abandoned[i + 1]; k++)
             imrt_dec(&s->final, s->abandoned[i] + k);
@@ -901,6 +944,18 @@ static int oflag_pass(struct rep *s, bool repair, int64_t *corr, int64_t *fixed)
             }
         }
         if (hi) {
+            const char *area = overlap_area(s, l2, c->cs);
+            if (area) {
+                emit(s, 0, "qcow2: Image is corrupt: Preventing invalid write on metadata "
+                     "(overlaps with %s); further non-fatal corruption events will be "
+                     "suppressed", area);
+                emit(s, 0, "ERROR: Could not write L2 table; metadata overlap check failed: %s",
+                     strerror(EIO));
+                s->rp->check_errors++;
+                s->rp->status = QC_REPAIR_FAILED;
+                s->rp->error = -EIO;
+                break;
+            }
             if (!(cp = find_l2c(s, l2))) {
                 if (grow_array((void **)&s->l2c, &s->l2c_cap, s->nl2c, sizeof *s->l2c) < 0 ||
                     !(s->l2c[s->nl2c].t = malloc(c->cs))) {
@@ -970,6 +1025,37 @@ static int plan_header_bits(struct rep *s, bool clean)
     return r;
 }
 
+/* --- refcount blocks outside the image (-r all grows the file) ------------------ */
+
+/* Largest file the repair grows to for such a block. */
+#define GROW_LIMIT (1ull << 44)
+
+/* QEMU grows the file to hold the block and counts it.  Returns 0, a
+ * positive errno when QEMU's growth would fail, or <0 without memory. */
+static int grow_for_refblock(struct rep *s, uint64_t off)
+{
+    struct qc_check *c = s->c;
+    uint64_t end, nb2, k = off >> c->cb;
+
+    if (off > (uint64_t)INT64_MAX - c->cs)
+        return EINVAL;
+    end = off + c->cs;
+    if (end > GROW_LIMIT)
+        return EFBIG;
+    if (end > s->grow_to)
+        s->grow_to = end;
+    nb2 = (s->grow_to + c->cs - 1) >> c->cb;
+    if (nb2 > c->imrt.size && qc_imrt_grow(&c->imrt, nb2) < 0)
+        return QC_E_NOMEM;
+    if (qc_imrt_inc(&c->imrt, k) < 0)
+        return QC_E_NOMEM;
+    if (grow_array((void **)&s->grown_blocks, &s->grown_cap, s->ngrown, sizeof *s->grown_blocks) < 0)
+        return QC_E_NOMEM;
+    s->grown_blocks[s->ngrown++] = k;
+    s->adjusted = true;
+    return 0;
+}
+
 /* --- the whole repair run -------------------------------------------------------- */
 
 static bool refblock_kind(enum qc_problem_kind k)
@@ -1001,7 +1087,7 @@ static int run(struct rep *s)
     int64_t calc_corr = 0, calc_err = 0, snap_corr = 0, snap_fixed = 0;
     int64_t cmp_corr = 0, cmp_leaks = 0, cmp_err = 0, refblock_corr = 0;
     int64_t corr = 0, leaks = 0, errs = 0, cfixed = 0, lfixed = 0;
-    bool refblock_rebuild = false, outside_fixed = false, repair_oflag;
+    bool refblock_rebuild = false, outside_failed = false, repair_oflag;
     int r;
 
     s->nb0 = c->imrt.size;
@@ -1014,6 +1100,15 @@ static int run(struct rep *s)
         const struct cev *e = &s->cap.v[i];
         if (e->phase != PH_CALC || e->drop)
             continue;
+        if (i == s->fail_at) {
+            replay_as(s, e, "Repairing");
+            emit(s, 0, "qcow2: Image is corrupt: Preventing invalid write on metadata (overlaps "
+                 "with %s); further non-fatal corruption events will be suppressed", s->fail_area);
+            emit(s, 0, "ERROR: Overlap check failed");
+            rp->status = QC_REPAIR_FAILED;
+            rp->error = -EIO;
+            return 0;
+        }
         switch (e->kind) {
         case QC_P_SNAPSHOT_INCOMPLETE:
             snap_corr++;
@@ -1029,8 +1124,17 @@ static int run(struct rep *s)
         case QC_P_REFBLOCK_OUTSIDE:
             if (s->all) {
                 replay_as(s, e, "Repairing");
-                cfixed++;
-                outside_fixed = true;
+                if ((r = grow_for_refblock(s, e->offset)) < 0)
+                    return r;
+                if (r == 0) {
+                    cfixed++;
+                    continue;
+                }
+                /* the growth fails: the corruption stays, a rebuild follows */
+                emit(s, 0, "ERROR could not resize image: %s", strerror(r));
+                outside_failed = true;
+                calc_corr++;
+                refblock_corr++;
                 continue;
             }
             break;
@@ -1049,6 +1153,11 @@ static int run(struct rep *s)
         }
         replay(s, e, cev_line(s, e));
     }
+
+    if (s->grow_to && ((r = qc_plan_grow(&rp->plan, s->grow_to, "refcount blocks outside the "
+                                         "image: the file grows to hold them")) < 0 ||
+                       (r = qc_plan_flush(&rp->plan)) < 0))
+        return r;
 
     /* the first comparison */
     if ((r = compare(s, &m)) < 0)
@@ -1072,7 +1181,7 @@ static int run(struct rep *s)
         }
     }
 
-    rp->rebuild = refblock_rebuild || m.zero_mismatch || outside_fixed;
+    rp->rebuild = refblock_rebuild || m.zero_mismatch || outside_failed;
     if (rp->rebuild) {
         int64_t old_corr = calc_corr + cmp_corr, old_leaks = cmp_leaks;
         struct qc_imrt *t = &c->imrt;
@@ -1087,6 +1196,17 @@ static int run(struct rep *s)
         emit(s, 0, "Rebuilding refcount structure");
         if ((r = collect_exclusions(s)) < 0 || (r = rebuild(s)) < 0 || (r = final_counts(s)) < 0)
             goto out;
+        /* QEMU counts again on the new structure: the walk's lines again */
+        for (size_t i = 0; i < s->cap.n; i++) {
+            const struct cev *e = &s->cap.v[i];
+            if (e->phase != PH_CALC || e->drop || refblock_kind(e->kind) ||
+                e->kind == QC_P_SNAPSHOT_INCOMPLETE || e->kind == QC_P_SNAPSHOT_TABLE_INVALID ||
+                (e->kind == QC_P_BEYOND_EOF && e->offset == c->disk.table_offset) ||
+                (e->kind == QC_P_L2_UNALIGNED && find_efix(s, e->offset)) ||
+                (e->kind == QC_P_QEMU_REPORT && starts(cev_line(s, e), "You can force")))
+                continue;
+            replay(s, e, cev_line(s, e));
+        }
         /* the old structures, now unreferenced, are freed */
         for (uint64_t k = 0; k < t->size; k++) {
             uint64_t ch = k >> QC_IMRT_CHUNK_BITS, a, b;
@@ -1138,7 +1258,7 @@ static int run(struct rep *s)
                                s->efix[i].at)) < 0)
             goto out;
     repair_oflag = s->all || (corr == 0 && leaks == 0 && errs == 0);
-    if ((r = oflag_pass(s, repair_oflag, &corr, &cfixed)) < 0)
+    if ((r = oflag_pass(s, repair_oflag, &corr, &cfixed)) < 0 || rp->status != QC_REPAIR_PLANNED)
         goto out;
     if ((r = qc_plan_flush(&rp->plan)) < 0)
         goto out;
@@ -1168,6 +1288,7 @@ int qc_repair_plan(const char *path, const struct qc_repair_opts *opts, struct q
     s.rp = rp;
     s.o = opts;
     s.all = opts->mode == QC_REPAIR_ALL;
+    s.fail_at = SIZE_MAX;
     co.sink = capture_sink;
     co.opaque = &s.cap;
     co.collect_fixes = true;
@@ -1195,6 +1316,7 @@ out:
     free(s.chg);
     free(s.new_rt);
     free(s.abandoned);
+    free(s.grown_blocks);
     if (s.final_ready)
         qc_imrt_free(&s.final);
     return r;

@@ -35,6 +35,7 @@ enum qc_repair_status {
     QC_REPAIR_PLANNED,       /* the plan is ready (it may be empty) */
     QC_REPAIR_CHECK_FAILED,  /* the check could not run or stopped (see check) */
     QC_REPAIR_NEED_REBUILD,  /* -r leaks but the refcount structure is broken */
+    QC_REPAIR_FAILED,        /* the repair run stops (QEMU: "Check failed", error) */
 };
 
 struct qc_repair_opts {
@@ -49,6 +50,7 @@ struct qc_repair {
     struct qc_check_result check;    /* the first check (before repair) */
     struct qc_check *ctx;            /* its context */
     struct qc_plan plan;
+    int error;                       /* -errno of a failed repair run */
     /* the repair run's counters (qemu-img's result when nothing was fixed) */
     int64_t corruptions, leaks, check_errors;
     int64_t corruptions_fixed, leaks_fixed;
