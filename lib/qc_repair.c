@@ -1238,7 +1238,8 @@ static int run(struct rep *s)
                     (r = add_chg(s, x->k, x->r1, x->r2)) < 0)
                     goto out;
             }
-            qsort(s->chg, s->nchg, sizeof *s->chg, chg_cmp);
+            if (s->nchg)
+                qsort(s->chg, s->nchg, sizeof *s->chg, chg_cmp);
         } else {
             corr += cmp_corr;
             leaks += cmp_leaks;
