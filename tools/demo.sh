@@ -35,7 +35,8 @@ trap 'rm -rf "$work"' EXIT
 cd "$work" || exit 1
 
 if [ -t 1 ]; then bold=$'\033[1m' plain=$'\033[0m'; else bold='' plain=''; fi
-step() { printf '\n%s### %s%s\n' "$bold" "$*" "$plain"; }
+sep=''
+step() { printf '%s%s### %s%s\n' "$sep" "$bold" "$*" "$plain"; sep=$'\n'; }
 # Drops qemu-io's timing line ("64 KiB, 1 ops; 00.01 sec (...)"), which
 # differs from run to run.
 untimed() { grep -Ev '^[0-9.]+ ([KMGTPE]i)?B, [0-9]+ ops; '; }
