@@ -80,7 +80,7 @@ step "qc-repair: fixes what qemu-img check -r all fixes, saving every byte it ov
 if $have_repair; then
     run qc-repair --backup demo.undo demo.qcow2
 else
-    echo "qc-repair is not built (looked for $QC_REPAIR): this step is skipped"
+    echo "qc-repair is not built: this step is skipped (QC_REPAIR=PATH names one)"
 fi
 
 step "Checked again: clean for qc-check and for qemu-img check; the dirty bit is clear"

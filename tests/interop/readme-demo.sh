@@ -23,7 +23,8 @@ rc=$?
 awk '/^<!-- demo:end -->$/ { inside = 0 }
      inside && !/^```/ { print }
      /^<!-- demo:begin -->$/ { inside = 1 }' "$readme" >readme.out
-[ -s readme.out ] || { echo "README.md has no demo block between the markers"; exit 1; }
+grep -qx "<!-- demo:begin -->" "$readme" && grep -qx "<!-- demo:end -->" "$readme" ||
+    { echo "README.md has no demo markers"; exit 1; }
 
 if [ -n "${DEMO_UPDATE:-}" ]; then
     awk -v new=demo.out '
@@ -33,6 +34,8 @@ if [ -n "${DEMO_UPDATE:-}" ]; then
     echo "README.md demo block rewritten"
     exit 0
 fi
+
+[ -s readme.out ] || { echo "README.md has no demo block between the markers"; exit 1; }
 
 if ! cmp -s readme.out demo.out; then
     echo "the demo's output differs from README.md (- README, + demo):"
