@@ -96,7 +96,7 @@ check: deps
 	@tests/summary.sh build/results.normal build/san/results.san
 
 demo: deps all
-	@tools/demo.sh
+	@QC_BIN=$(BIN) tools/demo.sh
 
 FUZZ_SECONDS ?= 60
 fuzz: deps
