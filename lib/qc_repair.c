@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "qc_check_int.h"
+#include "qc_edit.h"
 #include "qc_endian.h"
 #include "qc_header.h"
 #include "qc_l2.h"
@@ -190,6 +191,7 @@ static int grow_array(void **v, size_t *cap, size_t n, size_t size)
 
 static void emit(struct rep *s, unsigned flags, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+static int note(struct rep *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 static void emit(struct rep *s, unsigned flags, const char *fmt, ...)
 {
@@ -1069,6 +1071,48 @@ static int grow_for_refblock(struct rep *s, uint64_t off)
     return 0;
 }
 
+/* --- a bitmaps extension without its autoclear bit ------------------------------ */
+
+/* A program without bitmap support changed the image: QEMU ignores the
+ * extension (its clusters count as leaks) and drops it on a read-write
+ * open.  The header loses it first, so that freeing the clusters never
+ * leaves an extension naming freed clusters. */
+static int plan_drop_bitmaps(struct rep *s)
+{
+    struct qc_check *c = s->c;
+    struct qc_edit e;
+    bool found = false;
+    size_t n;
+    int r;
+
+    for (size_t i = 0; i < c->img.problems.n; i++)
+        if (c->img.problems.v[i].kind == QC_P_BITMAPS_WITHOUT_AUTOCLEAR)
+            found = true;
+    if (!found)
+        return 0;
+    if ((r = qc_edit_init(&e, &c->img)) < 0) {
+        qc_edit_free(&e);
+        return r == QC_E_NOMEM ? r : 0;
+    }
+    n = qc_edit_del_ext(&e, QC_EXT_BITMAPS);
+    if (n && qc_edit_plan(&e) == 0 && e.end > e.first) {
+        r = qc_plan_write(&s->rp->plan, e.first, e.after + e.first, (size_t)(e.end - e.first),
+                          QC_EV_HEADER_UPDATE, "header: drop the bitmaps extension (autoclear "
+                          "bit 0 clear: the bitmaps are stale)");
+        if (r == 0)
+            r = qc_plan_flush(&s->rp->plan);
+        if (r == 0)
+            r = note(s, "bitmaps extension dropped: autoclear bit 0 (bitmaps) is clear, so a "
+                     "program without bitmap support changed the image and its bitmaps are "
+                     "stale; QEMU drops the extension when it opens the image for writing, and "
+                     "the bitmaps' clusters are freed as leaks");
+    } else {
+        r = 0;
+    }
+    qc_edit_free(&e);
+    return r;
+}
+
 /* --- the whole repair run -------------------------------------------------------- */
 
 static bool refblock_kind(enum qc_problem_kind k)
@@ -1093,8 +1137,6 @@ static int add_chg(struct rep *s, uint64_t k, uint64_t from, uint64_t to)
 }
 
 /* --- the snapshot table (check_fix_snapshot_table with -r all) ------------------ */
-
-static int note(struct rep *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 static int note(struct rep *s, const char *fmt, ...)
 {
@@ -1304,6 +1346,8 @@ static int run(struct rep *s)
 
     s->nb0 = c->imrt.size;
     if (s->all && (r = prealloc_fixes(s)) < 0)
+        return r;
+    if ((r = plan_drop_bitmaps(s)) < 0)
         return r;
 
     /* snapshot table read and reference counting: QEMU's lines, with the
