@@ -26,9 +26,13 @@ failed_names=()
 scratch=$(mktemp -d "${TMPDIR:-/tmp}/qc-tests.XXXXXX")
 trap 'rm -rf "$scratch"' EXIT
 
-ok()   { pass=$((pass + 1)); printf 'PASS %s\n' "$1"; }
-bad()  { fail=$((fail + 1)); failed_names+=("$1"); printf 'FAIL %s\n' "$1"; [ -n "${2:-}" ] && printf '%s\n' "$2" | head -40 | sed 's/^/    /'; }
-skipped() { skip=$((skip + 1)); printf 'SKIP %s (%s)\n' "$1" "$2"; }
+# Wall time of each test, for the closing list of the slowest ones
+# (CI has a time budget; this shows where it goes).
+t0=$EPOCHREALTIME
+took() { local now=$EPOCHREALTIME; printf '%s %s\n' "$(awk -v a="$t0" -v b="$now" 'BEGIN { printf "%.1f", b - a }')" "$1" >>"$scratch/times"; t0=$now; }
+ok()   { took "$1"; pass=$((pass + 1)); printf 'PASS %s\n' "$1"; }
+bad()  { took "$1"; fail=$((fail + 1)); failed_names+=("$1"); printf 'FAIL %s\n' "$1"; [ -n "${2:-}" ] && printf '%s\n' "$2" | head -40 | sed 's/^/    /'; }
+skipped() { took "$1"; skip=$((skip + 1)); printf 'SKIP %s (%s)\n' "$1" "$2"; }
 
 sanitizer_report() {
     grep -qE 'AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer|runtime error:' "$1"
@@ -128,6 +132,11 @@ for s in $suites; do
 done
 
 label=normal; [ -n "$SANITIZED" ] && label=san
+if [ -s "$scratch/times" ]; then
+    printf 'slowest (%s):' "$label"
+    sort -rn "$scratch/times" | head -6 | while read -r secs name; do printf ' %s %ss;' "$name" "$secs"; done
+    printf '\n'
+fi
 mkdir -p "$BUILD"
 echo "$pass $fail $skip" > "$BUILD/results.$label"
 if [ $fail -gt 0 ]; then
