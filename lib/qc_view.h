@@ -108,6 +108,27 @@ int qc_view_map_text(FILE *out, struct qc_chain *c, uint64_t *fail_offset);
 /* The map as a JSON array (for the combined document). */
 int qc_json_map(struct qc_chain *c, struct json_object **arr, uint64_t *fail_offset);
 
+/* --- qemu-img check's report ---------------------------------------------- */
+struct qc_check_event;
+struct qc_check_result;
+
+/* A check event sink (qc_check_opts.sink) printing QEMU's stderr lines to
+ * the FILE given as opaque. */
+void qc_view_check_event(void *err_file, const struct qc_check_event *ev);
+/* qemu-img check's human summary (stdout). */
+void qc_view_check_human(FILE *out, const struct qc_check_result *r);
+/* qemu-img check --output=json's object for PATH, plus "problems". */
+struct json_object *qc_json_check_result(const char *path, const struct qc_check_result *r);
+
+struct qc_view_check_opts {
+    bool json;       /* --output=json */
+    bool lines;      /* one compact JSON object per line (several images) */
+    bool quiet;      /* no summary */
+};
+/* Checks PATH and reports as qemu-img check does: problem and error lines
+ * on ERR, the summary on OUT.  Returns qemu-img check's exit status. */
+int qc_view_check(FILE *out, FILE *err, const char *path, const struct qc_view_check_opts *vo);
+
 /* Is every byte in python's string.printable? */
 bool qc_py_printable(const uint8_t *p, size_t n);
 

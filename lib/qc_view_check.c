@@ -1,0 +1,132 @@
+/* qemu-img check's report of a check: its stderr lines as they happen, the
+ * human summary and the JSON object (shared by qc-check and qc-shell). */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <json-c/json.h>
+
+#include "qc_check.h"
+#include "qc_view.h"
+
+void qc_view_check_event(void *err_file, const struct qc_check_event *ev)
+{
+    FILE *err = err_file;
+
+    if (!(ev->flags & QC_EVL_PRINTED))
+        return;
+    fprintf(err, "%s%s%s", (ev->flags & QC_EVL_PROGNAME) ? "qemu-img: " : "", ev->line,
+            (ev->flags & QC_EVL_NO_NL) ? "" : "\n");
+}
+
+void qc_view_check_human(FILE *out, const struct qc_check_result *r)
+{
+    if (!r->corruptions && !r->leaks && !r->check_errors) {
+        fprintf(out, "No errors were found on the image.\n");
+    } else {
+        if (r->corruptions)
+            fprintf(out, "\n%" PRId64 " errors were found on the image.\n"
+                    "Data may be corrupted, or further writes to the image may corrupt it.\n",
+                    r->corruptions);
+        if (r->leaks)
+            fprintf(out, "\n%" PRId64 " leaked clusters were found on the image.\n"
+                    "This means waste of disk space, but no harm to data.\n", r->leaks);
+        if (r->check_errors)
+            fprintf(out, "\n%" PRId64 " internal errors have occurred during the check.\n",
+                    r->check_errors);
+    }
+    if (r->total_clusters && r->allocated_clusters)
+        fprintf(out, "%" PRId64 "/%" PRId64 " = %0.2f%% allocated, %0.2f%% fragmented, "
+                "%0.2f%% compressed clusters\n",
+                (int64_t)r->allocated_clusters, (int64_t)r->total_clusters,
+                (int64_t)r->allocated_clusters * 100.0 / (int64_t)r->total_clusters,
+                (int64_t)r->fragmented_clusters * 100.0 / (int64_t)r->allocated_clusters,
+                (int64_t)r->compressed_clusters * 100.0 / (int64_t)r->allocated_clusters);
+    if (r->image_end_offset)
+        fprintf(out, "Image end offset: %" PRId64 "\n", (int64_t)r->image_end_offset);
+}
+
+static void add_if(struct json_object *o, const char *key, int64_t v)
+{
+    if (v)
+        json_object_object_add(o, key, json_object_new_int64(v));
+}
+
+/* qemu-img's keys in its (hash) order, present as it has them, then ours. */
+struct json_object *qc_json_check_result(const char *path, const struct qc_check_result *r)
+{
+    struct json_object *o = json_object_new_object();
+
+    if (r->status == QC_CHECK_DONE) {
+        add_if(o, "image-end-offset", (int64_t)r->image_end_offset);
+        add_if(o, "compressed-clusters", (int64_t)r->compressed_clusters);
+        add_if(o, "total-clusters", (int64_t)r->total_clusters);
+        add_if(o, "corruptions", r->corruptions);
+        add_if(o, "corruptions-fixed", r->corruptions_fixed);
+        json_object_object_add(o, "check-errors", json_object_new_int64(r->check_errors));
+        add_if(o, "leaks", r->leaks);
+        add_if(o, "leaks-fixed", r->leaks_fixed);
+        add_if(o, "allocated-clusters", (int64_t)r->allocated_clusters);
+        json_object_object_add(o, "filename", qc_json_text(path));
+        json_object_object_add(o, "format", json_object_new_string("qcow2"));
+        add_if(o, "fragmented-clusters", (int64_t)r->fragmented_clusters);
+    } else {
+        /* qemu-img prints nothing here; scripts still get one object per image */
+        json_object_object_add(o, "filename", qc_json_text(path));
+        json_object_object_add(o, "format", r->format ? json_object_new_string(r->format) : NULL);
+        json_object_object_add(o, "error", qc_json_text(r->message));
+    }
+    json_object_object_add(o, "problems", qc_json_problems(&r->problems));
+    if (r->problems.dropped)
+        json_object_object_add(o, "problems-omitted",
+                               json_object_new_int64((int64_t)r->problems.dropped));
+    return o;
+}
+
+int qc_view_check(FILE *out, FILE *err, const char *path, const struct qc_view_check_opts *vo)
+{
+    struct qc_check_opts opts = { 0 };
+    struct qc_check_result r;
+    int rc;
+
+    opts.sink = qc_view_check_event;
+    opts.opaque = err;
+    opts.verify_compressed = vo->json;
+    if (qc_check_image(path, &opts, &r, NULL) < 0) {
+        fprintf(err, "qemu-img: Check failed: Cannot allocate memory\n");
+        return 1;
+    }
+    rc = qc_check_exit_code(&r);
+    switch (r.status) {
+    case QC_CHECK_OPEN_FAILED:
+    case QC_CHECK_UNSUPPORTED:
+        fprintf(err, "qemu-img: %s\n", r.message ? r.message : "");
+        break;
+    case QC_CHECK_FAILED:
+        fprintf(err, "qemu-img: Check failed: %s\n", r.message ? r.message : "");
+        break;
+    case QC_CHECK_DONE:
+        break;
+    }
+    /* problem lines first, as qemu-img (whose stderr is unbuffered) */
+    fflush(err);
+    if (!vo->quiet && (vo->json || r.status == QC_CHECK_DONE)) {
+        if (vo->json) {
+            struct json_object *o = qc_json_check_result(path, &r);
+            if (vo->lines)
+                fprintf(out, "%s\n", json_object_to_json_string_ext(
+                                     o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+            else
+                qc_json_print(out, o);
+            json_object_put(o);
+        } else {
+            qc_view_check_human(out, &r);
+        }
+    }
+    fflush(out);
+    if (r.status == QC_CHECK_DONE && r.check_errors)
+        fprintf(err, "qemu-img: Check failed\n");
+    fflush(err);
+    qc_check_result_free(&r);
+    return rc;
+}
