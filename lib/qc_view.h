@@ -141,6 +141,15 @@ int qc_view_map_failed(FILE *out, FILE *err, const char *prog);
 int qc_view_hexdump_cmd(FILE *out, FILE *err, const char *prog, struct qc_image *img,
                         const char *path, uint64_t off, uint64_t len);
 
+/* --- one offset -----------------------------------------------------------
+ * What the host cluster holding OFF is used for (from the check's walk):
+ * its refcount and state, and every reference to it. */
+int qc_view_cluster(FILE *out, FILE *err, const char *prog, struct qc_image *img,
+                    const char *path, uint64_t off);
+/* Where guest offset OFF of the image at PATH lives: L1 and L2 entries,
+ * their decoding, the subcluster, and how QEMU reads it. */
+int qc_view_guest_where(FILE *out, FILE *err, const char *prog, const char *path, uint64_t off);
+
 /* --- qemu-img check's report ---------------------------------------------- */
 struct qc_check_event;
 struct qc_check_result;
