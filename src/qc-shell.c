@@ -33,8 +33,8 @@ static const char usage_text[] =
     "completes commands, options, feature, header field and extension names),\n"
     "or one per line from standard input when it is not a terminal.\n"
     "\n"
-    "Exit status: that of the last command run (0 success, 1 failure, 2 and 3\n"
-    "the verdicts of check, 63 not qcow2, 64 usage error).\n";
+    "Exit status: the worst of the commands run, in this order: 64 usage error,\n"
+    "1 failure, 63 not qcow2, 2 corruptions and 3 leaks (check), 0 success.\n";
 
 static int usage_error(const char *fmt, const char *arg)
 {
@@ -245,6 +245,6 @@ int main(int argc, char **argv)
     else
         stdin_loop();
     free(cmds);
-    rc = shell_close(&sh);
-    return sh.last ? sh.last : rc;
+    shell_note_status(&sh, shell_close(&sh));
+    return sh.status;
 }

@@ -404,8 +404,6 @@ static int cmd_edit(struct shell *sh, const struct cmd *c, int argc, char **argv
     ro.force = set[0];
     ro.dry_run = set[1];
     ro.verbose = set[2] || set[3];
-    if (!sh->writable && !ro.dry_run)
-        return read_only(sh, c, ", or use --dry-run");
     reqs = calloc((size_t)n, sizeof *reqs);
     args = calloc((size_t)n, sizeof *args);
     if (!reqs || !args) {
@@ -433,7 +431,10 @@ static int cmd_edit(struct shell *sh, const struct cmd *c, int argc, char **argv
             goto out;
         }
     }
-    rc = qc_edit_run(sh->out, sh->err, PROG, &sh->img, sh->path, reqs, nreqs, &ro);
+    if (!sh->writable && !ro.dry_run)
+        rc = read_only(sh, c, ", or use --dry-run");
+    else
+        rc = qc_edit_run(sh->out, sh->err, PROG, &sh->img, sh->path, reqs, nreqs, &ro);
 out:
     for (size_t i = 0; i < nreqs; i++)
         qc_edit_request_free(&reqs[i]);
@@ -506,7 +507,7 @@ static int cmd_quit(struct shell *sh, const struct cmd *c, int argc, char **argv
     if (no_args(sh, c, argc, argv))
         return 64;
     sh->quit = true;
-    return sh->last;
+    return 0;
 }
 
 static const struct cmd cmds[] = {
@@ -570,7 +571,7 @@ static const struct cmd cmds[] = {
       cmd_io, C_IOCMD | C_WRITES, "", A_NONE },
     { "help", "help [COMMAND]", "this list, or one command's usage",
       cmd_help, 0, "", A_COMMAND },
-    { "quit", "quit", "leave (the status is the last command's)",
+    { "quit", "quit", "leave",
       cmd_quit, C_QUIT, "", A_NONE },
     { "exit", "exit", "the same as quit",
       cmd_quit, C_QUIT, "", A_NONE },
@@ -602,7 +603,7 @@ static int cmd_help(struct shell *sh, const struct cmd *c, int argc, char **argv
     fprintf(sh->out, "Commands (OFF, LEN, INDEX: numbers, 0x hex, suffixes k M G T, b/s "
             "sectors):\n");
     for (size_t i = 0; i < NCMDS; i++)
-        fprintf(sh->out, "  %-50s %s%s\n", cmds[i].synopsis, cmds[i].help,
+        fprintf(sh->out, "  %s\n      %s%s\n", cmds[i].synopsis, cmds[i].help,
                 (cmds[i].flags & C_WRITES) ? " [-w]" : "");
     fprintf(sh->out, "[-w]: only when qc-shell was started with -w (set, clear and the "
             "extension\ncommands also take --dry-run without it).\n");
@@ -710,12 +711,13 @@ int shell_run_line(struct shell *sh, const char *line)
     argc = split(line, &argv);
     if (argc == 0) {
         free(argv);
-        return sh->last;
+        return 0;
     }
     if (argc < 0) {
         fprintf(sh->err, "%s: %s\n", PROG, argc == -1 ? "unterminated quote" :
                 qc_strerror(QC_E_NOMEM));
-        return sh->last = 64;
+        shell_note_status(sh, 64);
+        return 64;
     }
     c = find_cmd(argv[0]);
     if (!c) {
@@ -748,9 +750,28 @@ out:
     for (int i = 0; i < argc; i++)
         free(argv[i]);
     free(argv);
-    if (!c || !(c->flags & C_QUIT))
-        sh->last = rc;
+    shell_note_status(sh, rc);
     return rc;
+}
+
+/* Worst first: usage error, failure, not qcow2, corruptions, leaks, success. */
+static int rank(int rc)
+{
+    switch (rc) {
+    case 0: return 0;
+    case 3: return 1;
+    case 2: return 2;
+    case 63: return 3;
+    case 1: return 4;
+    case 64: return 6;
+    default: return 5;
+    }
+}
+
+void shell_note_status(struct shell *sh, int rc)
+{
+    if (rank(rc) > rank(sh->status))
+        sh->status = rc;
 }
 
 /* --- open and close ------------------------------------------------------ */

@@ -21,7 +21,7 @@ struct shell {
     struct qc_writer w;
     struct qc_iocmd_session io;
     FILE *out, *err;
-    int last;                  /* status of the last command */
+    int status;                /* the worst status of the commands so far */
     bool quit;
 };
 
@@ -33,9 +33,12 @@ int shell_open(struct shell *sh, const char *path, bool writable, bool force);
 int shell_close(struct shell *sh);
 
 /* Runs one command line.  Returns its exit status (0 ok, 1 failed, 2/3
- * check verdicts, 63 not qcow2, 64 usage); empty lines and comments leave
- * sh->last alone, quit sets sh->quit. */
+ * check verdicts, 63 not qcow2, 64 usage), and keeps the worst in
+ * sh->status; quit sets sh->quit. */
 int shell_run_line(struct shell *sh, const char *line);
+/* Keeps RC in sh->status if it is worse (64, 1, 63, 2, 3, 0: as qc-check
+ * ranks its verdicts, with usage errors first). */
+void shell_note_status(struct shell *sh, int rc);
 
 /* Completion: calls ADD for each word that may stand at position ARGNO of
  * a line starting with command CMD (ARGNO 0: the command itself, CMD
