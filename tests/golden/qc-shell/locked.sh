@@ -9,7 +9,6 @@ holder=$!
 exec 3>cmds
 echo 'list' >&3
 for i in $(seq 100); do [ -s holder.out ] && break; sleep 0.1; done
-head -1 holder.out
 qc-shell -w -c 'set lazy_refcounts' v3.qcow2; echo "exit $?"
 qc-setfeature v3.qcow2 lazy_refcounts; echo "qc-setfeature exit $?"
 qc-write v3.qcow2 -c 'write 0 512'; echo "qc-write exit $?"
@@ -19,6 +18,7 @@ qc-shell -c 'features' -c 'check' v3.qcow2; echo "exit $?"
 qc-shell -w --force -c 'set -v lazy_refcounts' v3.qcow2; echo "exit $?"
 exec 3>&-
 wait $holder; echo "holder exit $?"
+cat holder.out
 qc-shell -c 'list' v3.qcow2 | grep lazy
 # the holder gone, -w works again
 qc-shell -w -c 'clear -v lazy_refcounts' v3.qcow2; echo "exit $?"
