@@ -12,11 +12,11 @@ T() { tmux -S "$TEST_DIR/tmux.sock" "$@"; }
 trap 'T kill-server 2>/dev/null' EXIT
 fail() { echo "FAIL: $*"; echo "--- pane:"; T capture-pane -p -t qc; echo "--- stderr:"; cat "$TEST_DIR"/stderr.* 2>/dev/null; exit 1; }
 
-# wait_for REGEX: poll the pane until a line matches (10 s at most); the
+# wait_for REGEX: poll the pane until a line matches (30 s at most); the
 # pane's lines come without trailing blanks
 wait_for() {
     local i
-    for i in $(seq 200); do
+    for i in $(seq 600); do
         T capture-pane -p -t qc | grep -Eq -- "$1" && return 0
         sleep 0.05
     done

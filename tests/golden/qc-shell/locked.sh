@@ -8,7 +8,7 @@ qc-shell -w v3.qcow2 <cmds >holder.out 2>&1 &
 holder=$!
 exec 3>cmds
 echo 'list' >&3
-for i in $(seq 100); do [ -s holder.out ] && break; sleep 0.1; done
+for i in $(seq 300); do [ -s holder.out ] && break; sleep 0.1; done
 qc-shell -w -c 'set lazy_refcounts' v3.qcow2; echo "exit $?"
 qc-setfeature v3.qcow2 lazy_refcounts; echo "qc-setfeature exit $?"
 qc-write v3.qcow2 -c 'write 0 512'; echo "qc-write exit $?"
