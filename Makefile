@@ -56,9 +56,12 @@ $(LIBQC): $(LIB_OBJ)
 	@rm -f $@
 	$(AR) rcs $@ $^
 
-$(BIN)/qc-shell: src/qc-shell.c $(LIBQC) $(HDRS)
+# qc-shell: the prompt in src/qc-shell.c, its commands in src/shell_cmd.c;
+# the only tool that links readline
+SHELL_SRC := src/qc-shell.c src/shell_cmd.c
+$(BIN)/qc-shell: $(SHELL_SRC) src/shell_cmd.h $(LIBQC) $(HDRS)
 	@mkdir -p $(BIN)
-	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIBQC) $(ALL_LDFLAGS) $(PKG_LIBS) $(RL_LIBS)
+	$(CC) $(ALL_CFLAGS) -o $@ $(SHELL_SRC) $(LIBQC) $(ALL_LDFLAGS) $(PKG_LIBS) $(RL_LIBS)
 
 $(BIN)/%: src/%.c $(LIBQC) $(HDRS)
 	@mkdir -p $(BIN)

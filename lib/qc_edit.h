@@ -113,4 +113,47 @@ int qc_edit_write(struct qc_edit *e, struct qc_file *f);
 void qc_edit_print_summary(FILE *out, const struct qc_edit *e);
 void qc_edit_print_diff(FILE *out, const struct qc_edit *e);
 
+/* --- qc-setfeature's requests (lib/qc_view_edit.c) ----------------------- */
+enum qc_edit_req_kind {
+    QC_REQ_SET_HEADER,      /* FIELD=VALUE */
+    QC_REQ_ADD_EXT,         /* MAGIC=DATA */
+    QC_REQ_ADD_EXT_FILE,    /* MAGIC=FILE ('-': stdin) */
+    QC_REQ_DEL_EXT,         /* MAGIC */
+    QC_REQ_FEATURE,         /* GROUP:BIT or a feature name */
+};
+
+struct qc_edit_request {
+    enum qc_edit_req_kind kind;
+    const char *arg;                /* as given (not copied) */
+    enum qc_header_field field;
+    uint64_t value;
+    uint32_t magic;
+    enum qc_feature_group group;
+    unsigned bit;
+    uint8_t *data;                  /* extension payload (owned) */
+    size_t len;
+};
+
+/* Parses ARG as a request of KIND.  Returns 0; 64 with a usage message in
+ * MSG; or 1 with an error in MSG (an unreadable FILE). */
+int qc_edit_request_parse(struct qc_edit_request *q, enum qc_edit_req_kind kind,
+                          const char *arg, char *msg, size_t msglen);
+void qc_edit_request_free(struct qc_edit_request *q);
+
+struct qc_edit_run_opts {
+    bool clear;      /* features are cleared, not set */
+    bool force;      /* carry out despite guards */
+    bool dry_run;    /* print the changed bytes, write nothing */
+    bool verbose;    /* print what changed */
+};
+
+/* Carries out REQS on IMG (opened for writing unless dry_run) as
+ * qc-setfeature does: guards and notes on ERR (named after PROG and PATH),
+ * listings on OUT.  Returns the exit status (0, or 1). */
+int qc_edit_run(FILE *out, FILE *err, const char *prog, struct qc_image *img, const char *path,
+                const struct qc_edit_request *reqs, size_t n, const struct qc_edit_run_opts *o);
+
+/* qc-setfeature --list: every known, named or set bit with its state. */
+void qc_view_feature_list(FILE *out, const struct qc_image *img);
+
 #endif

@@ -1,5 +1,6 @@
 #include "qc_ext.h"
 
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,6 +17,35 @@ const char *qc_ext_name(uint32_t magic)
     case QC_EXT_DATA_FILE: return "Data file";
     default: return NULL;
     }
+}
+
+static const uint32_t known_magics[] = {
+    QC_EXT_BACKING_FORMAT, QC_EXT_FEATURE_TABLE, QC_EXT_BITMAPS, QC_EXT_CRYPTO,
+    QC_EXT_DATA_FILE,
+};
+
+const uint32_t *qc_ext_known_magics(size_t *n)
+{
+    *n = sizeof known_magics / sizeof known_magics[0];
+    return known_magics;
+}
+
+bool qc_ext_lookup_name(const char *name, uint32_t *magic)
+{
+    for (size_t i = 0; i < sizeof known_magics / sizeof known_magics[0]; i++) {
+        const char *k = qc_ext_name(known_magics[i]), *p = name;
+        for (; *k && *p; k++, p++) {
+            char a = *k == ' ' ? '_' : (char)tolower((unsigned char)*k);
+            char b = *p == ' ' ? '_' : (char)tolower((unsigned char)*p);
+            if (a != b)
+                break;
+        }
+        if (!*k && !*p) {
+            *magic = known_magics[i];
+            return true;
+        }
+    }
+    return false;
 }
 
 static int push(struct qc_ext_list *l, const struct qc_ext *e)

@@ -55,6 +55,11 @@ struct qc_ext_crypto {
 };
 
 const char *qc_ext_name(uint32_t magic);   /* qcow2.py name, or NULL */
+/* The magics with a name, in a fixed order; *N gets their count. */
+const uint32_t *qc_ext_known_magics(size_t *n);
+/* A name as qc_ext_name gives it, case-insensitively, with '_' for each
+ * space ("feature_table"); false if unknown. */
+bool qc_ext_lookup_name(const char *name, uint32_t *magic);
 
 /* Parses extensions out of CLUSTER0 (the first LEN bytes of the file, which
  * may be shorter than the area when the file is short).  START/END give the

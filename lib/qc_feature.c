@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "qc_io.h"
+#include "qc_util.h"
 
 struct known_feature {
     enum qc_feature_group group;
@@ -74,6 +75,29 @@ bool qc_feature_lookup(const char *name, enum qc_feature_group *g, unsigned *bit
         }
     }
     return false;
+}
+
+bool qc_feature_parse_spec(const char *s, enum qc_feature_group *g, unsigned *bit)
+{
+    const char *colon = strchr(s, ':');
+    char group[16];
+    uint64_t v;
+    bool neg;
+    int gi;
+
+    if (!colon)
+        return qc_feature_lookup(s, g, bit);
+    if ((size_t)(colon - s) >= sizeof group)
+        return false;
+    memcpy(group, s, (size_t)(colon - s));
+    group[colon - s] = '\0';
+    if ((gi = qc_feature_group_parse(group)) < 0)
+        return false;
+    if (!qc_parse_pyint(colon + 1, &v, &neg) || (neg && v) || v > 63)
+        return false;
+    *g = (enum qc_feature_group)gi;
+    *bit = (unsigned)v;
+    return true;
 }
 
 uint64_t qc_feature_known_mask(enum qc_feature_group g)

@@ -39,6 +39,8 @@ const char *qc_feature_qemu_name(enum qc_feature_group g, unsigned bit);
 const char *qc_feature_short_name(enum qc_feature_group g, unsigned bit);
 /* Short name -> group and bit; false if unknown. */
 bool qc_feature_lookup(const char *name, enum qc_feature_group *g, unsigned *bit);
+/* "GROUP:BIT" (BIT 0-63, python int syntax) or a short name. */
+bool qc_feature_parse_spec(const char *s, enum qc_feature_group *g, unsigned *bit);
 uint64_t qc_feature_known_mask(enum qc_feature_group g);
 
 /* The image's name for a bit, if its feature table has one. */

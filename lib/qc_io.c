@@ -332,6 +332,23 @@ void qc_file_close(struct qc_file *f)
 
 /* --- reads -------------------------------------------------------------- */
 
+int qc_file_refresh_size(struct qc_file *f)
+{
+    struct stat st;
+
+    if (fstat(f->fd, &st) < 0)
+        return -errno;
+    if (S_ISBLK(st.st_mode)) {
+        off_t end = lseek(f->fd, 0, SEEK_END);
+        if (end < 0)
+            return -errno;
+        f->size = (uint64_t)end;
+    } else {
+        f->size = (uint64_t)st.st_size;
+    }
+    return 0;
+}
+
 bool qc_file_has(const struct qc_file *f, uint64_t off, uint64_t len)
 {
     return off <= f->size && len <= f->size - off;

@@ -141,6 +141,9 @@ int qc_file_open(struct qc_file *f, const char *path, unsigned flags,
                  const char **why);
 void qc_file_close(struct qc_file *f);
 
+/* Rereads the file's length (another open file may have changed it). */
+int qc_file_refresh_size(struct qc_file *f);
+
 /* True when [off, off+len) lies inside the file (overflow-safe). */
 bool qc_file_has(const struct qc_file *f, uint64_t off, uint64_t len);
 

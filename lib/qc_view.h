@@ -108,11 +108,68 @@ int qc_view_map_text(FILE *out, struct qc_chain *c, uint64_t *fail_offset);
 /* The map as a JSON array (for the combined document). */
 int qc_json_map(struct qc_chain *c, struct json_object **arr, uint64_t *fail_offset);
 
-/* qemu-img check's summary (stdout) for a check result, and its JSON
- * (qemu-img's keys in its order, plus "problems"). */
+/* --- qc-dump's views as commands ------------------------------------------
+ * Each prints its view on OUT and its messages on ERR, named after PROG,
+ * and returns qc-dump's exit status for it (0, 1, 63 not qcow2). */
+enum qc_header_view { QC_HV_HEADER, QC_HV_LEGACY, QC_HV_EXTS, QC_HV_HEX, QC_HV_FEATURES };
+/* One of the header views; returns as they do. */
+int qc_view_header_as(FILE *out, struct qc_image *img, enum qc_header_view v);
+/* The line that follows a header view that returned 1. */
+void qc_view_header_incomplete(FILE *err, const char *prog, const char *path,
+                               const struct qc_image *img);
+/* The open-time problems of IMG as warnings. */
+void qc_view_open_warnings(FILE *err, const char *prog, const struct qc_image *img);
+/* The JSON document of the header views (filename, header, extensions,
+ * feature_table, features, problems); *RC is 1 when the header or extension
+ * area cannot be read whole. */
+struct json_object *qc_json_image_doc(struct qc_image *img, const char *path, int *rc);
+
+struct qc_chain;
+/* Opens the chain of PATH for reading (qc_chain_open FLAGS); 0 or the
+ * exit status after the message. */
+int qc_view_open_chain(struct qc_chain *c, const char *path, unsigned flags, FILE *err,
+                       const char *prog);
+/* Guest bytes [OFF, OFF+LEN) as hexdump -C; BACKING follows the backing
+ * file; NOTE says on ERR when an unopened backing file reads as zeros. */
+int qc_view_read_cmd(FILE *out, FILE *err, const char *prog, const char *path,
+                     uint64_t off, uint64_t len, bool backing, bool note);
+/* The guest map: a table, or qemu-img map --output=json. */
+int qc_view_map_cmd(FILE *out, FILE *err, const char *prog, const char *path, bool qemu_json);
+/* The message of a map that failed part way; returns 1. */
+int qc_view_map_failed(FILE *out, FILE *err, const char *prog);
+/* Host bytes [OFF, OFF+LEN) of IMG's file as hexdump -C. */
+int qc_view_hexdump_cmd(FILE *out, FILE *err, const char *prog, struct qc_image *img,
+                        const char *path, uint64_t off, uint64_t len);
+
+/* --- one offset -----------------------------------------------------------
+ * What the host cluster holding OFF is used for (from the check's walk):
+ * its refcount and state, and every reference to it. */
+int qc_view_cluster(FILE *out, FILE *err, const char *prog, struct qc_image *img,
+                    const char *path, uint64_t off);
+/* Where guest offset OFF of the image at PATH lives: L1 and L2 entries,
+ * their decoding, the subcluster, and how QEMU reads it. */
+int qc_view_guest_where(FILE *out, FILE *err, const char *prog, const char *path, uint64_t off);
+
+/* --- qemu-img check's report ---------------------------------------------- */
+struct qc_check_event;
 struct qc_check_result;
-void qc_check_print_human(FILE *out, const struct qc_check_result *r);
-struct json_object *qc_check_result_json(const char *path, const struct qc_check_result *r);
+
+/* A check event sink (qc_check_opts.sink) printing QEMU's stderr lines to
+ * the FILE given as opaque. */
+void qc_view_check_event(void *err_file, const struct qc_check_event *ev);
+/* qemu-img check's human summary (stdout). */
+void qc_view_check_human(FILE *out, const struct qc_check_result *r);
+/* qemu-img check --output=json's object for PATH, plus "problems". */
+struct json_object *qc_json_check_result(const char *path, const struct qc_check_result *r);
+
+struct qc_view_check_opts {
+    bool json;       /* --output=json */
+    bool lines;      /* one compact JSON object per line (several images) */
+    bool quiet;      /* no summary */
+};
+/* Checks PATH and reports as qemu-img check does: problem and error lines
+ * on ERR, the summary on OUT.  Returns qemu-img check's exit status. */
+int qc_view_check(FILE *out, FILE *err, const char *path, const struct qc_view_check_opts *vo);
 
 /* Is every byte in python's string.printable? */
 bool qc_py_printable(const uint8_t *p, size_t n);

@@ -1,13 +1,25 @@
-/* qemu-img check's summary, human and JSON, shared by qc-check and qc-repair. */
+/* qemu-img check's report of a check: its stderr lines as they happen, the
+ * human summary and the JSON object (shared by qc-check and qc-shell). */
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include <json-c/json.h>
 
 #include "qc_check.h"
 #include "qc_view.h"
 
-void qc_check_print_human(FILE *out, const struct qc_check_result *r)
+void qc_view_check_event(void *err_file, const struct qc_check_event *ev)
+{
+    FILE *err = err_file;
+
+    if (!(ev->flags & QC_EVL_PRINTED))
+        return;
+    fprintf(err, "%s%s%s", (ev->flags & QC_EVL_PROGNAME) ? "qemu-img: " : "", ev->line,
+            (ev->flags & QC_EVL_NO_NL) ? "" : "\n");
+}
+
+void qc_view_check_human(FILE *out, const struct qc_check_result *r)
 {
     if (!r->corruptions && !r->leaks && !r->check_errors) {
         fprintf(out, "No errors were found on the image.\n");
@@ -40,12 +52,12 @@ static void add_if(struct json_object *o, const char *key, int64_t v)
         json_object_object_add(o, key, json_object_new_int64(v));
 }
 
-struct json_object *qc_check_result_json(const char *path, const struct qc_check_result *r)
+/* qemu-img's keys in its (hash) order, present as it has them, then ours. */
+struct json_object *qc_json_check_result(const char *path, const struct qc_check_result *r)
 {
     struct json_object *o = json_object_new_object();
 
     if (r->status == QC_CHECK_DONE) {
-        /* qemu-img's keys in its (hash) order, present as it has them */
         add_if(o, "image-end-offset", (int64_t)r->image_end_offset);
         add_if(o, "compressed-clusters", (int64_t)r->compressed_clusters);
         add_if(o, "total-clusters", (int64_t)r->total_clusters);
@@ -69,4 +81,52 @@ struct json_object *qc_check_result_json(const char *path, const struct qc_check
         json_object_object_add(o, "problems-omitted",
                                json_object_new_int64((int64_t)r->problems.dropped));
     return o;
+}
+
+int qc_view_check(FILE *out, FILE *err, const char *path, const struct qc_view_check_opts *vo)
+{
+    struct qc_check_opts opts = { 0 };
+    struct qc_check_result r;
+    int rc;
+
+    opts.sink = qc_view_check_event;
+    opts.opaque = err;
+    opts.verify_compressed = vo->json;
+    if (qc_check_image(path, &opts, &r, NULL) < 0) {
+        fprintf(err, "qemu-img: Check failed: Cannot allocate memory\n");
+        return 1;
+    }
+    rc = qc_check_exit_code(&r);
+    switch (r.status) {
+    case QC_CHECK_OPEN_FAILED:
+    case QC_CHECK_UNSUPPORTED:
+        fprintf(err, "qemu-img: %s\n", r.message ? r.message : "");
+        break;
+    case QC_CHECK_FAILED:
+        fprintf(err, "qemu-img: Check failed: %s\n", r.message ? r.message : "");
+        break;
+    case QC_CHECK_DONE:
+        break;
+    }
+    /* problem lines first, as qemu-img (whose stderr is unbuffered) */
+    fflush(err);
+    if (!vo->quiet && (vo->json || r.status == QC_CHECK_DONE)) {
+        if (vo->json) {
+            struct json_object *o = qc_json_check_result(path, &r);
+            if (vo->lines)
+                fprintf(out, "%s\n", json_object_to_json_string_ext(
+                                     o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+            else
+                qc_json_print(out, o);
+            json_object_put(o);
+        } else {
+            qc_view_check_human(out, &r);
+        }
+    }
+    fflush(out);
+    if (r.status == QC_CHECK_DONE && r.check_errors)
+        fprintf(err, "qemu-img: Check failed\n");
+    fflush(err);
+    qc_check_result_free(&r);
+    return rc;
 }

@@ -1,12 +1,8 @@
 /* qc-check: qemu-img check's verdict on qcow2 images, never a change. */
 #include <getopt.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
-#include <json-c/json.h>
-
-#include "qc_check.h"
 #include "qc_version.h"
 #include "qc_view.h"
 
@@ -36,16 +32,6 @@ static int usage_error(const char *fmt, const char *arg)
     return 64;
 }
 
-/* QEMU's stderr lines, as they happen. */
-static void print_event(void *opaque, const struct qc_check_event *ev)
-{
-    (void)opaque;
-    if (!(ev->flags & QC_EVL_PRINTED))
-        return;
-    fprintf(stderr, "%s%s%s", (ev->flags & QC_EVL_PROGNAME) ? "qemu-img: " : "", ev->line,
-            (ev->flags & QC_EVL_NO_NL) ? "" : "\n");
-}
-
 /* Worst exit status first: failed, not qcow2, corruptions, leaks, clean. */
 static int rank(int rc)
 {
@@ -56,53 +42,6 @@ static int rank(int rc)
     case 3: return 1;
     default: return 0;
     }
-}
-
-static int check_one(const char *path, bool json, bool lines, bool quiet)
-{
-    struct qc_check_opts opts = { 0 };
-    struct qc_check_result r;
-    int rc;
-
-    opts.sink = print_event;
-    opts.verify_compressed = json;
-    if (qc_check_image(path, &opts, &r, NULL) < 0) {
-        fprintf(stderr, "qemu-img: Check failed: Cannot allocate memory\n");
-        return 1;
-    }
-    rc = qc_check_exit_code(&r);
-    switch (r.status) {
-    case QC_CHECK_OPEN_FAILED:
-    case QC_CHECK_UNSUPPORTED:
-        fprintf(stderr, "qemu-img: %s\n", r.message ? r.message : "");
-        break;
-    case QC_CHECK_FAILED:
-        fprintf(stderr, "qemu-img: Check failed: %s\n", r.message ? r.message : "");
-        break;
-    case QC_CHECK_DONE:
-        break;
-    }
-    /* problem lines first, as qemu-img (whose stderr is unbuffered) */
-    fflush(stderr);
-    if (!quiet && (json || r.status == QC_CHECK_DONE)) {
-        if (json) {
-            struct json_object *o = qc_check_result_json(path, &r);
-            if (lines)
-                printf("%s\n", json_object_to_json_string_ext(
-                                   o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
-            else
-                qc_json_print(stdout, o);
-            json_object_put(o);
-        } else {
-            qc_check_print_human(stdout, &r);
-        }
-    }
-    fflush(stdout);
-    if (r.status == QC_CHECK_DONE && r.check_errors)
-        fprintf(stderr, "qemu-img: Check failed\n");
-    fflush(stderr);
-    qc_check_result_free(&r);
-    return rc;
 }
 
 int main(int argc, char **argv)
@@ -141,7 +80,8 @@ int main(int argc, char **argv)
     /* hostile images can produce millions of problem lines */
     setvbuf(stderr, NULL, _IOFBF, 1 << 16);
     for (int i = optind; i < argc; i++) {
-        int rc = check_one(argv[i], json, argc - optind > 1, quiet);
+        struct qc_view_check_opts vo = { json, argc - optind > 1, quiet };
+        int rc = qc_view_check(stdout, stderr, argv[i], &vo);
         if (rank(rc) > rank(worst))
             worst = rc;
     }

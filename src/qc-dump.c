@@ -48,10 +48,10 @@ static const char usage_text[] =
     "Sizes and offsets: plain numbers, 0x hex, suffixes k M G T (1024) and\n"
     "b or s (512-byte sectors).\n";
 
-enum header_view { V_HEADER, V_LEGACY, V_EXTS, V_HEX, V_FEATURES };
+#define PROG "qc-dump"
 
 struct options {
-    enum header_view header;
+    enum qc_header_view header;
     int nheader;
     bool json, nonzero, backing;
     bool l1, refcounts, snapshots, bitmaps, map;
@@ -133,13 +133,13 @@ static int parse_args(int argc, char **argv, struct options *o)
             printf("qc-dump %s\n", QC_VERSION);
             return 0;
         } else if (FLAG("--legacy")) {
-            o->header = V_LEGACY; o->nheader++;
+            o->header = QC_HV_LEGACY; o->nheader++;
         } else if (FLAG("--exts")) {
-            o->header = V_EXTS; o->nheader++;
+            o->header = QC_HV_EXTS; o->nheader++;
         } else if (FLAG("--hex")) {
-            o->header = V_HEX; o->nheader++;
+            o->header = QC_HV_HEX; o->nheader++;
         } else if (FLAG("--features")) {
-            o->header = V_FEATURES; o->nheader++;
+            o->header = QC_HV_FEATURES; o->nheader++;
         } else if (FLAG("--json")) {
             o->json = true;
         } else if (FLAG("--l1")) {
@@ -209,33 +209,6 @@ static bool any_table(const struct options *o)
 
 /* --- guest views through the chain ---------------------------------------- */
 
-static int open_chain(struct qc_chain *c, const char *path, unsigned flags)
-{
-    char *err = NULL;
-    int r = qc_chain_open(c, path, flags, stderr, &err);
-
-    if (r == QC_E_FORMAT) {
-        fprintf(stderr, "qc-dump: %s: not a qcow2 image\n", path);
-        free(err);
-        return 63;
-    }
-    if (r < 0) {
-        fprintf(stderr, "qc-dump: %s\n", err ? err : qc_strerror(r));
-        free(err);
-        return 1;
-    }
-    free(err);
-    return 0;
-}
-
-static int map_failed(uint64_t off)
-{
-    (void)off;
-    fflush(stdout);
-    fprintf(stderr, "qc-dump: Could not read file metadata: %s\n", strerror(EIO));
-    return 1;
-}
-
 /* Is PATH one of the files the chain reads (image, data file, backing)? */
 static bool chain_uses(const struct qc_chain *c, const char *path)
 {
@@ -260,7 +233,7 @@ static int do_raw(const struct options *o, struct json_object *doc)
     uint64_t at = 0;
     int fd, r;
 
-    if ((r = open_chain(&c, o->image, 0)) != 0)
+    if ((r = qc_view_open_chain(&c, o->image, 0, stderr, PROG)) != 0)
         return r;
     if (c.top->encrypted) {
         fprintf(stderr, "qc-dump: %s: encrypted image: guest data cannot be read without the key\n",
@@ -311,29 +284,17 @@ static int do_raw(const struct options *o, struct json_object *doc)
 /* Guest bytes of the top image, as hexdump -C of a raw export would show. */
 static int do_read(const struct options *o, struct json_object *doc)
 {
-    struct qc_chain c;
-    uint64_t at = 0;
     char *hex = NULL;
     size_t hexlen = 0;
     FILE *out = stdout;
     int r;
 
-    if ((r = open_chain(&c, o->image, o->backing ? 0 : QC_CHAIN_NO_BACKING)) != 0)
-        return r;
-    if (c.top->encrypted) {
-        fprintf(stderr, "qc-dump: %s: encrypted image: guest data cannot be read without the key\n",
-                o->image);
-        qc_chain_close(&c);
+    if (doc && !(out = open_memstream(&hex, &hexlen)))
         return 1;
-    }
-    if (doc && !(out = open_memstream(&hex, &hexlen))) {
-        qc_chain_close(&c);
-        return 1;
-    }
-    r = qc_view_guest_hexdump(out, c.top, o->rd_off, o->rd_len, &at);
+    r = qc_view_read_cmd(out, stderr, PROG, o->image, o->rd_off, o->rd_len, o->backing, !doc);
     if (doc) {
         fclose(out);
-        if (r >= 0) {
+        if (r == 0) {
             struct json_object *j = json_object_new_object();
             json_object_object_add(j, "offset", qc_json_u64(o->rd_off));
             json_object_object_add(j, "length", qc_json_u64(o->rd_len));
@@ -343,39 +304,27 @@ static int do_read(const struct options *o, struct json_object *doc)
         }
         free(hex);
     }
-    fflush(stdout);
-    if (r < 0)
-        fprintf(stderr, "qc-dump: read failed at guest offset %llu: %s\n", (unsigned long long)at,
-                r == -ENOTSUP ? "encrypted data" : strerror(EIO));
-    else if (c.top->backing_skipped && !doc)
-        fprintf(stderr, "qc-dump: note: backing file not opened (--backing reads through it); "
-                "unallocated ranges read as zeros\n");
-    qc_chain_close(&c);
-    return r < 0 ? 1 : 0;
+    return r;
 }
 
 static int do_map(const struct options *o, struct json_object *doc, bool qemu_json)
 {
+    struct json_object *arr = NULL;
     struct qc_chain c;
     uint64_t at = 0;
     int r;
 
-    if ((r = open_chain(&c, o->image, 0)) != 0)
+    if (!doc)
+        return qc_view_map_cmd(stdout, stderr, PROG, o->image, qemu_json);
+    if ((r = qc_view_open_chain(&c, o->image, 0, stderr, PROG)) != 0)
         return r;
-    if (qemu_json) {
-        r = qc_view_map_json(stdout, &c, &at);
-    } else if (doc) {
-        struct json_object *arr = NULL;
-        r = qc_json_map(&c, &arr, &at);
-        if (r >= 0)
-            json_object_object_add(doc, "map", arr);
-        else
-            json_object_put(arr);
-    } else {
-        r = qc_view_map_text(stdout, &c, &at);
-    }
+    r = qc_json_map(&c, &arr, &at);
+    if (r >= 0)
+        json_object_object_add(doc, "map", arr);
+    else
+        json_object_put(arr);
     qc_chain_close(&c);
-    return r < 0 ? map_failed(at) : 0;
+    return r < 0 ? qc_view_map_failed(stdout, stderr, PROG) : 0;
 }
 
 /* --- host bytes ------------------------------------------------------------ */
@@ -389,7 +338,7 @@ static int do_hexdump(const struct options *o, struct qc_image *img, struct json
 
     if (doc && !(out = open_memstream(&hex, &hexlen)))
         return 1;
-    r = qc_view_host_hexdump(out, &img->file, o->hx_off, o->hx_len);
+    r = qc_view_hexdump_cmd(out, stderr, PROG, img, o->image, o->hx_off, o->hx_len);
     if (doc) {
         fclose(out);
         if (r == 0) {
@@ -401,12 +350,7 @@ static int do_hexdump(const struct options *o, struct qc_image *img, struct json
         }
         free(hex);
     }
-    if (r < 0) {
-        fflush(stdout);
-        fprintf(stderr, "qc-dump: %s: %s\n", o->image, qc_strerror(r));
-        return 1;
-    }
-    return 0;
+    return r;
 }
 
 /* --- main ------------------------------------------------------------------ */
@@ -514,11 +458,11 @@ int main(int argc, char **argv)
     if (r == QC_E_FORMAT) {
         /* qcow2.py dumps any file; so do the qcow2.py views, then say so */
         if (!o.json && !any_table(&o) && !o.raw_out &&
-            (o.header == V_HEADER || o.header == V_LEGACY || o.header == V_EXTS)) {
-            if (o.header == V_EXTS)
+            (o.header == QC_HV_HEADER || o.header == QC_HV_LEGACY || o.header == QC_HV_EXTS)) {
+            if (o.header == QC_HV_EXTS)
                 qc_view_exts(stdout, &img, QC_ERA_CURRENT);
             else
-                qc_view_header(stdout, &img, o.header == V_LEGACY ? QC_ERA_LEGACY : QC_ERA_CURRENT);
+                qc_view_header(stdout, &img, o.header == QC_HV_LEGACY ? QC_ERA_LEGACY : QC_ERA_CURRENT);
             fflush(stdout);
         } else if (!o.json && o.hexdump && !o.map && !o.read && !o.l1 && !o.l2 &&
                    !o.refcounts && !o.snapshots && !o.bitmaps) {
@@ -532,14 +476,7 @@ int main(int argc, char **argv)
     }
 
     if (o.json) {
-        doc = json_object_new_object();
-        json_object_object_add(doc, "filename", json_object_new_string(o.image));
-        json_object_object_add(doc, "header", qc_json_header(&img));
-        json_object_object_add(doc, "extensions", qc_json_extensions(&img));
-        json_object_object_add(doc, "feature_table", qc_json_feature_table(&img));
-        json_object_object_add(doc, "features", qc_json_features(&img));
-        json_object_object_add(doc, "problems", qc_json_problems(&img.problems));
-        rc = img.exts.status != QC_EXT_OK || img.hdr.avail < QC_HEADER_V2_LEN ? 1 : 0;
+        doc = qc_json_image_doc(&img, o.image, &rc);
         if (o.raw_out)
             r = do_raw(&o, doc);
         else
@@ -554,27 +491,18 @@ int main(int argc, char **argv)
         }
         json_object_put(doc);
         if (rc && r == 0 && !any_table(&o) && !o.raw_out)
-            fprintf(stderr, "qc-dump: %s: the header or extension area cannot be read whole "
-                    "(file of %llu bytes)\n", o.image, (unsigned long long)img.file.size);
+            qc_view_header_incomplete(stderr, PROG, o.image, &img);
     } else if (any_table(&o)) {
         rc = table_views(&o, &img, NULL);
     } else {
-        switch (o.header) {
-        case V_HEADER: rc = qc_view_header(stdout, &img, QC_ERA_CURRENT); break;
-        case V_LEGACY: rc = qc_view_header(stdout, &img, QC_ERA_LEGACY); break;
-        case V_EXTS: rc = qc_view_exts(stdout, &img, QC_ERA_CURRENT); break;
-        case V_HEX: rc = qc_view_hex(stdout, &img); break;
-        case V_FEATURES: rc = qc_view_features(stdout, &img); break;
-        }
+        rc = qc_view_header_as(stdout, &img, o.header);
         fflush(stdout);
         if (rc)
-            fprintf(stderr, "qc-dump: %s: the header or extension area cannot be read whole "
-                    "(file of %llu bytes)\n", o.image, (unsigned long long)img.file.size);
+            qc_view_header_incomplete(stderr, PROG, o.image, &img);
     }
     fflush(stdout);
     if (!any_table(&o) && !o.raw_out)
-        for (size_t i = 0; i < img.problems.n; i++)
-            fprintf(stderr, "qc-dump: warning: %s\n", img.problems.v[i].message);
+        qc_view_open_warnings(stderr, PROG, &img);
     qc_image_close(&img);
     return rc;
 }

@@ -67,11 +67,11 @@ static void print_event(void *opaque, const struct qc_check_event *ev)
 static void print_result(const char *path, const struct qc_check_result *r, bool json)
 {
     if (json) {
-        struct json_object *o = qc_check_result_json(path, r);
+        struct json_object *o = qc_json_check_result(path, r);
         qc_json_print(stdout, o);
         json_object_put(o);
     } else {
-        qc_check_print_human(stdout, r);
+        qc_view_check_human(stdout, r);
     }
 }
 
@@ -238,7 +238,7 @@ static void dry_run_output(const char *image, const struct qc_repair *rp, bool j
         json_object_object_add(o, "remaining", json_object_new_int64(rp->remaining));
         json_object_object_add(o, "rebuild", json_object_new_boolean(rp->rebuild));
         json_object_object_add(o, "plan", qc_plan_json(&rp->plan));
-        json_object_object_add(o, "check", qc_check_result_json(image, &rp->check));
+        json_object_object_add(o, "check", qc_json_check_result(image, &rp->check));
         qc_json_print(stdout, o);
         json_object_put(o);
         return;

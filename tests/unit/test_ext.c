@@ -270,12 +270,35 @@ static void test_data_file_rules(void **state)
     free(path);
 }
 
+static void test_names(void **state)
+{
+    const uint32_t *m;
+    size_t n;
+    uint32_t magic = 0;
+
+    (void)state;
+    m = qc_ext_known_magics(&n);
+    assert_int_equal(n, 5);
+    for (size_t i = 0; i < n; i++)
+        assert_non_null(qc_ext_name(m[i]));
+    assert_true(qc_ext_lookup_name("feature_table", &magic));
+    assert_int_equal(magic, QC_EXT_FEATURE_TABLE);
+    assert_true(qc_ext_lookup_name("Backing format", &magic));
+    assert_int_equal(magic, QC_EXT_BACKING_FORMAT);
+    assert_true(qc_ext_lookup_name("CRYPTO_HEADER", &magic));
+    assert_int_equal(magic, QC_EXT_CRYPTO);
+    assert_false(qc_ext_lookup_name("feature_tabl", &magic));
+    assert_false(qc_ext_lookup_name("feature_tables", &magic));
+    assert_false(qc_ext_lookup_name("", &magic));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip_every_fixture),
         cmocka_unit_test(test_known_payloads),
         cmocka_unit_test(test_edit_list),
+        cmocka_unit_test(test_names),
         cmocka_unit_test_setup(test_extension_refusals, load_base),
         cmocka_unit_test_setup(test_data_file_rules, load_base),
     };

@@ -135,6 +135,28 @@ static void test_unknown_incompatible_message(void **state)
     qc_feature_table_free(&t);
 }
 
+static void test_parse_spec(void **state)
+{
+    enum qc_feature_group g;
+    unsigned bit;
+
+    (void)state;
+    assert_true(qc_feature_parse_spec("lazy_refcounts", &g, &bit));
+    assert_int_equal(g, QC_FG_COMPATIBLE);
+    assert_int_equal(bit, 0);
+    assert_true(qc_feature_parse_spec("autoclear:63", &g, &bit));
+    assert_int_equal(g, QC_FG_AUTOCLEAR);
+    assert_int_equal(bit, 63);
+    assert_true(qc_feature_parse_spec("incompatible:0x4", &g, &bit));
+    assert_int_equal(g, QC_FG_INCOMPATIBLE);
+    assert_int_equal(bit, 4);
+    assert_false(qc_feature_parse_spec("autoclear:64", &g, &bit));
+    assert_false(qc_feature_parse_spec("autoclear:-1", &g, &bit));
+    assert_false(qc_feature_parse_spec("autoclearxxxxxxxxxxxxxxxx:1", &g, &bit));
+    assert_false(qc_feature_parse_spec("other:1", &g, &bit));
+    assert_false(qc_feature_parse_spec("dirty bit", &g, &bit));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -142,6 +164,7 @@ int main(void)
         cmocka_unit_test(test_groups_and_masks),
         cmocka_unit_test(test_image_table),
         cmocka_unit_test(test_unknown_incompatible_message),
+        cmocka_unit_test(test_parse_spec),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
