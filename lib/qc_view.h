@@ -108,6 +108,12 @@ int qc_view_map_text(FILE *out, struct qc_chain *c, uint64_t *fail_offset);
 /* The map as a JSON array (for the combined document). */
 int qc_json_map(struct qc_chain *c, struct json_object **arr, uint64_t *fail_offset);
 
+/* qemu-img check's summary (stdout) for a check result, and its JSON
+ * (qemu-img's keys in its order, plus "problems"). */
+struct qc_check_result;
+void qc_check_print_human(FILE *out, const struct qc_check_result *r);
+struct json_object *qc_check_result_json(const char *path, const struct qc_check_result *r);
+
 /* Is every byte in python's string.printable? */
 bool qc_py_printable(const uint8_t *p, size_t n);
 

@@ -1,0 +1,78 @@
+/*
+ * A write plan: the ordered list of changes a repair makes to an image
+ * (writes, file growth, flushes), built in memory before the first byte is
+ * written, so that it can be shown (--dry-run), saved for undo (--backup)
+ * and then carried out through qc_io (write log, crash injection).
+ *
+ * Backup file format (all integers big-endian):
+ *   "QCREPBK1"                  8 bytes magic
+ *   u64 old file length
+ *   u64 number of ranges N
+ *   N times: u64 offset, u64 length, LENGTH bytes (the old contents)
+ *   u32 CRC-32 (zlib) of every byte before it
+ * Ranges hold the bytes as they were before the repair; parts of a write
+ * that lay past the old end of the file are not saved (the undo cuts the
+ * file back to the old length instead).
+ */
+#ifndef QC_PLAN_H
+#define QC_PLAN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "qc_io.h"
+
+enum qc_plan_op {
+    QC_PLAN_WRITE,
+    QC_PLAN_GROW,     /* extend the file to OFF bytes (never shrinks) */
+    QC_PLAN_FLUSH,
+};
+
+struct qc_plan_step {
+    enum qc_plan_op op;
+    uint64_t off;
+    uint64_t len;
+    uint8_t *data;          /* LEN bytes for a write */
+    enum qc_event ev;
+    char *what;             /* what the change fixes */
+};
+
+struct qc_plan {
+    struct qc_plan_step *v;
+    size_t n, cap;
+    unsigned stage;          /* current stage number (for the listing) */
+};
+
+void qc_plan_init(struct qc_plan *p);
+void qc_plan_free(struct qc_plan *p);
+
+/* Appends a write of LEN bytes from DATA (copied).  WHAT: printf format. */
+int qc_plan_write(struct qc_plan *p, uint64_t off, const void *data, size_t len,
+                  enum qc_event ev, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+int qc_plan_grow(struct qc_plan *p, uint64_t size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* A flush, unless the plan is empty or already ends with one. */
+int qc_plan_flush(struct qc_plan *p);
+
+/* Number of writes (and growths) in the plan. */
+size_t qc_plan_nwrites(const struct qc_plan *p);
+
+/* Carries the plan out on F (opened for writing). */
+int qc_plan_execute(const struct qc_plan *p, struct qc_file *f);
+
+/* The listing --dry-run prints: one line per step. */
+void qc_plan_print(FILE *out, const struct qc_plan *p);
+struct json_object;
+struct json_object *qc_plan_json(const struct qc_plan *p);
+
+/* Saves every range the plan overwrites (as F holds it now) and F's length
+ * to PATH, fully written and fsync'ed.  *ERR gets a static message. */
+int qc_backup_save(const struct qc_plan *p, struct qc_file *f, const char *path,
+                   const char **err);
+/* Puts a backup back into F (opened for writing): every range, then the
+ * length; flushed.  Returns QC_E_FORMAT for a file that is not a backup. */
+int qc_backup_restore(const char *path, struct qc_file *f, size_t *nranges, const char **err);
+
+#endif

@@ -1,0 +1,1332 @@
+/*
+ * The repair engine (qc_repair.h): QEMU 7.2's qcow2_check_refcounts with
+ * fixing, worked out on the finished check's context instead of on the
+ * image.  The first check gives the computed refcounts (IMRT), the on-disk
+ * refcounts and QEMU's first-pass lines; from those this module derives
+ * what QEMU's fixing run would print and change, and turns the change into
+ * a write plan.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "qc_check_int.h"
+#include "qc_endian.h"
+#include "qc_header.h"
+#include "qc_l2.h"
+#include "qc_repair.h"
+
+#define PRINT QC_EVL_PRINTED
+
+/* --- the first check's lines, captured ------------------------------------------ */
+
+enum phase {
+    PH_CALC,      /* snapshot table read and reference counting */
+    PH_COMPARE,   /* the comparison of refcounts */
+    PH_OFLAG,     /* OFLAG_COPIED pass and our own later findings */
+};
+
+struct cev {
+    enum qc_problem_kind kind;
+    enum qc_severity sev;
+    unsigned flags;
+    uint64_t offset, cluster;
+    size_t line;              /* offset in the text arena */
+    enum phase phase;
+    bool drop;                /* QEMU's fixing run does not print it */
+};
+
+struct capture {
+    struct cev *v;
+    size_t n, cap;
+    char *text;
+    size_t tlen, tcap;
+    enum phase phase;
+    bool oom;
+};
+
+static bool starts(const char *s, const char *prefix)
+{
+    return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+static void capture_sink(void *opaque, const struct qc_check_event *ev)
+{
+    struct capture *cp = opaque;
+    enum qc_problem_kind kind = ev->problem ? ev->problem->kind : QC_P_QEMU_REPORT;
+    size_t l = strlen(ev->line) + 1;
+    struct cev *e;
+
+    if (cp->oom)
+        return;
+    if (kind == QC_P_REFCOUNT_MISMATCH || kind == QC_P_LEAK || kind == QC_P_REFCOUNT_UNREADABLE ||
+        (kind == QC_P_QEMU_REPORT && starts(ev->line, "qcow2: Image is corrupt: Refblock"))) {
+        if (cp->phase < PH_COMPARE)
+            cp->phase = PH_COMPARE;
+    } else if (kind == QC_P_OFLAG_COPIED ||
+               (kind == QC_P_CHECK_IO_ERROR && starts(ev->line, "ERROR: Could not read L2"))) {
+        cp->phase = PH_OFLAG;
+    } else if (cp->phase == PH_COMPARE && ev->problem && ev->problem->severity == QC_SEV_INFO) {
+        /* our own findings after the comparison */
+        cp->phase = PH_OFLAG;
+    }
+    if (cp->n == cp->cap) {
+        size_t n = cp->cap ? cp->cap * 2 : 256;
+        struct cev *v = realloc(cp->v, n * sizeof *v);
+        if (!v) {
+            cp->oom = true;
+            return;
+        }
+        cp->v = v;
+        cp->cap = n;
+    }
+    while (cp->tlen + l > cp->tcap) {
+        size_t n = cp->tcap ? cp->tcap * 2 : 65536;
+        char *t = realloc(cp->text, n);
+        if (!t) {
+            cp->oom = true;
+            return;
+        }
+        cp->text = t;
+        cp->tcap = n;
+    }
+    memcpy(cp->text + cp->tlen, ev->line, l);
+    e = &cp->v[cp->n++];
+    e->kind = kind;
+    e->sev = ev->problem ? ev->problem->severity : QC_SEV_INFO;
+    e->flags = ev->flags;
+    e->offset = ev->problem ? ev->problem->offset : QC_NO_OFFSET;
+    e->cluster = ev->problem ? ev->problem->cluster : QC_NO_OFFSET;
+    e->line = cp->tlen;
+    e->phase = cp->phase;
+    e->drop = false;
+    cp->tlen += l;
+}
+
+/* --- the engine's state ----------------------------------------------------------- */
+
+/* A cluster interval [first, last] no new structure may take. */
+struct span {
+    uint64_t first, last;
+};
+
+/* An L2 entry rewritten before the OFLAG_COPIED pass. */
+struct entry_fix {
+    uint64_t at;              /* file offset of the entry */
+    uint8_t bytes[16];
+};
+
+/* An L2 table as the OFLAG_COPIED pass leaves it. */
+struct l2_copy {
+    uint64_t off;
+    uint8_t *t;
+};
+
+/* A refcount that changes in place. */
+struct rc_change {
+    uint64_t k, from, to;
+};
+
+struct rep {
+    struct qc_repair *rp;
+    struct qc_check *c;
+    const struct qc_repair_opts *o;
+    struct capture cap;
+    bool all;
+
+    struct span *excl;
+    size_t nexcl, excl_cap;
+
+    struct entry_fix *efix;
+    size_t nefix, efix_cap;
+
+    struct l2_copy *l2c;
+    size_t nl2c, l2c_cap;
+
+    struct rc_change *chg;
+    size_t nchg, chg_cap;
+
+    /* the repair run's own comparison (when the counts were adjusted) */
+    bool adjusted;
+    uint64_t nb0;
+    size_t fail_at;            /* event where the walk's fix hits metadata (or SIZE_MAX) */
+    const char *fail_area;
+    uint64_t *grown_blocks;    /* refcount blocks outside the image the file grows to hold */
+    size_t ngrown, grown_cap;
+    uint64_t grow_to;          /* file length after those growths (0: none) */              /* clusters compared (IMRT size after the check) */
+
+    /* the rebuilt structure */
+    uint64_t *new_rt;          /* new reftable entries */
+    uint64_t new_rt_n;
+    uint64_t rt_first, rt_clusters;
+    uint64_t *abandoned;       /* reftable allocations given up (cluster, count pairs) */
+    size_t nab, ab_cap;
+    struct qc_imrt final;      /* refcounts after a rebuild */
+    bool final_ready;
+};
+
+static int grow_array(void **v, size_t *cap, size_t n, size_t size)
+{
+    if (n < *cap)
+        return 0;
+    size_t nc = *cap ? *cap * 2 : 32;
+    void *p = realloc(*v, nc * size);
+    if (!p)
+        return QC_E_NOMEM;
+    *v = p;
+    *cap = nc;
+    return 0;
+}
+
+static void emit(struct rep *s, unsigned flags, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void emit(struct rep *s, unsigned flags, const char *fmt, ...)
+{
+    struct qc_check_event ev = { 0 };
+    char buf[512];
+    va_list ap;
+
+    if (!s->o->sink)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    ev.line = buf;
+    ev.flags = flags | PRINT;
+    s->o->sink(s->o->opaque, &ev);
+}
+
+static void replay(struct rep *s, const struct cev *e, const char *line)
+{
+    struct qc_check_event ev = { 0 };
+
+    if (!s->o->sink || !(e->flags & PRINT))
+        return;
+    ev.line = line;
+    ev.flags = e->flags;
+    s->o->sink(s->o->opaque, &ev);
+}
+
+static const char *cev_line(const struct rep *s, const struct cev *e)
+{
+    return s->cap.text + e->line;
+}
+
+/* --- exclusions: clusters a new structure must not take ------------------------- */
+
+static int exclude(struct rep *s, uint64_t first, uint64_t last)
+{
+    if (grow_array((void **)&s->excl, &s->excl_cap, s->nexcl, sizeof *s->excl) < 0)
+        return QC_E_NOMEM;
+    s->excl[s->nexcl++] = (struct span){ first, last };
+    return 0;
+}
+
+static int span_cmp(const void *a, const void *b)
+{
+    const struct span *x = a, *y = b;
+    return x->first < y->first ? -1 : x->first > y->first;
+}
+
+/* Sorted and merged, for the allocator's look-ups. */
+static void exclusions_finish(struct rep *s)
+{
+    size_t n = 0;
+
+    if (!s->nexcl)
+        return;
+    qsort(s->excl, s->nexcl, sizeof *s->excl, span_cmp);
+    for (size_t i = 1; i < s->nexcl; i++) {
+        if (s->excl[i].first <= s->excl[n].last + 1 && s->excl[n].last != UINT64_MAX) {
+            if (s->excl[i].last > s->excl[n].last)
+                s->excl[n].last = s->excl[i].last;
+        } else {
+            s->excl[++n] = s->excl[i];
+        }
+    }
+    s->nexcl = n + 1;
+}
+
+/* The end (last + 1) of the excluded span holding K, or K when none does. */
+static uint64_t excluded_until(const struct rep *s, uint64_t k)
+{
+    size_t lo = 0, hi = s->nexcl;
+
+    while (lo < hi) {
+        size_t m = lo + (hi - lo) / 2;
+        if (s->excl[m].last < k)
+            lo = m + 1;
+        else
+            hi = m;
+    }
+    if (lo < s->nexcl && s->excl[lo].first <= k)
+        return s->excl[lo].last == UINT64_MAX ? UINT64_MAX : s->excl[lo].last + 1;
+    return k;
+}
+
+/* Every cluster an old refcount table entry names (broken ones included),
+ * and every range that was not counted because it lies past the end of the
+ * file: a new structure there would become what those entries read. */
+static int collect_exclusions(struct rep *s)
+{
+    struct qc_check *c = s->c;
+
+    for (uint64_t i = 0; i < c->disk.nstored; i++) {
+        uint64_t off = c->disk.table[i] & QC_REFT_OFFSET_MASK;
+        if (off && exclude(s, off >> c->cb, off >> c->cb) < 0)
+            return QC_E_NOMEM;
+    }
+    for (size_t i = 0; i < s->cap.n; i++) {
+        const struct cev *e = &s->cap.v[i];
+        const char *p;
+        uint64_t size, last;
+        if (e->kind != QC_P_BEYOND_EOF || e->drop)
+            continue;
+        p = strstr(cev_line(s, e), " size 0x");
+        if (!p)
+            continue;
+        size = strtoull(p + 8, NULL, 16);
+        if (!size)
+            continue;
+        last = e->offset + size - 1 < e->offset ? UINT64_MAX : e->offset + size - 1;
+        if (exclude(s, e->offset >> c->cb, last >> c->cb) < 0)
+            return QC_E_NOMEM;
+    }
+    exclusions_finish(s);
+    return 0;
+}
+
+/* --- QEMU's metadata overlap check before a write -------------------------------- */
+
+/* The metadata area (QEMU's name) that [OFF, OFF+LEN) would overwrite, in
+ * QEMU's order of areas, or NULL.  L2 tables and data are not guarded. */
+static const char *overlap_area(const struct rep *s, uint64_t off, uint64_t len)
+{
+    static const struct { enum qc_role role; const char *name; } areas[] = {
+        { QC_ROLE_HEADER, "qcow2_header" },
+        { QC_ROLE_L1, "active L1 table" },
+        { QC_ROLE_REFTABLE, "refcount table" },
+        { QC_ROLE_REFBLOCK, "refcount block" },
+        { QC_ROLE_SNAPSHOT_TABLE, "snapshot table" },
+        { QC_ROLE_SNAPSHOT_L1, "inactive L1 table" },
+        { QC_ROLE_BITMAP_DIR, "bitmap directory" },
+    };
+    const struct qc_check *c = s->c;
+    uint64_t first = off >> c->cb, last = (off + len - 1) >> c->cb;
+    size_t best = sizeof areas / sizeof areas[0];
+
+    for (size_t i = 0; i < c->nranges; i++) {
+        const struct qc_meta_range *m = &c->ranges[i];
+        if (m->first > last || m->first + m->count <= first)
+            continue;
+        for (size_t a = 0; a < best; a++)
+            if (areas[a].role == m->role) {
+                best = a;
+                break;
+            }
+    }
+    return best < sizeof areas / sizeof areas[0] ? areas[best].name : NULL;
+}
+
+/* --- walk-time fixes (-r all): misaligned preallocated zero clusters ------------- */
+
+static const struct entry_fix *find_efix(const struct rep *s, uint64_t at)
+{
+    for (size_t i = 0; i < s->nefix; i++)
+        if (s->efix[i].at == at)
+            return &s->efix[i];
+    return NULL;
+}
+
+static void imrt_dec(struct qc_imrt *t, uint64_t k)
+{
+    uint64_t v;
+    if (k >= t->size)
+        return;
+    v = qc_imrt_get(t, k);
+    if (v)
+        qc_imrt_set(t, k, v - 1);
+}
+
+/* QEMU rewrites such an entry during the walk and does not count it: take
+ * its count back out of the IMRT, and drop what the walk said after it. */
+static int prealloc_fixes(struct rep *s)
+{
+    struct qc_check *c = s->c;
+
+    for (size_t i = 0; i < s->cap.n; i++) {
+        struct cev *e = &s->cap.v[i];
+        struct entry_fix fx;
+        uint8_t raw[16];
+        uint64_t w, bm = 0, off;
+
+        if (e->kind != QC_P_L2_UNALIGNED || !strstr(cev_line(s, e), "Preallocated cluster"))
+            continue;
+        if (find_efix(s, e->offset)) {
+            /* a second visit of the same entry finds it fixed: silent */
+            e->drop = true;
+        } else if ((s->fail_area = overlap_area(s, e->offset, c->l2_esize))) {
+            /* QEMU's guard refuses the write and the check stops here */
+            s->fail_at = i;
+            return 0;
+        } else {
+            memset(raw, 0, sizeof raw);
+            if (qc_file_read_qemu(c->f, e->offset, raw, c->l2_esize) < 0)
+                continue;
+            w = qc_be64(raw);
+            if (c->extl2)
+                bm = qc_be64(raw + 8);
+            memset(&fx, 0, sizeof fx);
+            fx.at = e->offset;
+            if (c->extl2) {
+                qc_put_be64(fx.bytes, 0);
+                qc_put_be64(fx.bytes + 8, (bm | bm << 32) & 0xFFFFFFFF00000000ull);
+            } else {
+                qc_put_be64(fx.bytes, QC_OFLAG_ZERO);
+            }
+            if (grow_array((void **)&s->efix, &s->efix_cap, s->nefix, sizeof *s->efix) < 0)
+                return QC_E_NOMEM;
+            s->efix[s->nefix++] = fx;
+            (void)w;
+        }
+        off = qc_be64(raw) & QC_L2E_OFFSET_MASK;
+        if (e->drop) {
+            /* the entry of the second visit reads as the first one fixed it */
+            uint8_t r2[8];
+            if (qc_file_read_qemu(c->f, e->offset, r2, 8) < 0)
+                continue;
+            off = qc_be64(r2) & QC_L2E_OFFSET_MASK;
+        }
+        /* the walk counted it (two clusters) unless the EOF line follows */
+        if (i + 1 < s->cap.n && s->cap.v[i + 1].kind == QC_P_BEYOND_EOF &&
+            s->cap.v[i + 1].offset == off) {
+            s->cap.v[i + 1].drop = true;
+        } else {
+            imrt_dec(&c->imrt, off >> c->cb);
+            imrt_dec(&c->imrt, (off >> c->cb) + 1);
+        }
+        s->adjusted = true;
+    }
+    return 0;
+}
+
+/* --- the comparison, as QEMU's fixing run does it ---------------------------------- */
+
+struct mismatch {
+    uint64_t k, r1, r2;
+    bool unreadable;
+};
+
+struct cmp {
+    struct mismatch *v;
+    size_t n, cap;
+    bool zero_mismatch;        /* r1 == 0 < r2 somewhere: rebuild */
+    int64_t unreadable;
+};
+
+static int cmp_add(struct cmp *m, uint64_t k, uint64_t r1, uint64_t r2, bool unreadable)
+{
+    if (grow_array((void **)&m->v, &m->cap, m->n, sizeof *m->v) < 0)
+        return QC_E_NOMEM;
+    m->v[m->n++] = (struct mismatch){ k, r1, r2, unreadable };
+    if (unreadable)
+        m->unreadable++;
+    else if (r1 == 0)
+        m->zero_mismatch = true;
+    return 0;
+}
+
+/* Every cluster below the IMRT's size whose on-disk refcount differs from
+ * the computed one, in ascending order. */
+static int compare(struct rep *s, struct cmp *m)
+{
+    struct qc_check *c = s->c;
+    struct qc_imrt *t = &c->imrt;
+    uint64_t nb = t->size, rbb = c->disk.rb_bits;
+    uint8_t *blk = malloc(c->cs);
+    int r = 0;
+
+    if (!blk)
+        return QC_E_NOMEM;
+    for (uint64_t idx = 0; (idx << rbb) < nb && r == 0; idx++) {
+        uint64_t lo = idx << rbb, hi = lo + (1ull << rbb), off;
+        if (hi > nb)
+            hi = nb;
+        switch (qc_refcount_disk_block_state(&c->disk, idx, &off)) {
+        case QC_RB_ABSENT:
+            for (uint64_t k = lo; k < hi && r == 0; k++) {
+                uint64_t ch = k >> QC_IMRT_CHUNK_BITS;
+                if (qc_imrt_chunk_empty(t, ch)) {
+                    k = ((ch + 1) << QC_IMRT_CHUNK_BITS) - 1;
+                    continue;
+                }
+                uint64_t r2 = qc_imrt_get(t, k);
+                if (r2)
+                    r = cmp_add(m, k, 0, r2, false);
+            }
+            break;
+        case QC_RB_UNALIGNED:
+        case QC_RB_UNREADABLE:
+            for (uint64_t k = lo; k < hi && r == 0; k++)
+                r = cmp_add(m, k, 0, 0, true);
+            break;
+        case QC_RB_PRESENT:
+            if (qc_file_read_qemu(c->f, off, blk, c->cs) < 0) {
+                for (uint64_t k = lo; k < hi && r == 0; k++)
+                    r = cmp_add(m, k, 0, 0, true);
+                break;
+            }
+            for (uint64_t k = lo; k < hi && r == 0; k++) {
+                uint64_t r1 = qc_refblock_get(blk, c->order, k - lo);
+                uint64_t r2 = qc_imrt_get(t, k);
+                if (r1 != r2)
+                    r = cmp_add(m, k, r1, r2, false);
+            }
+            break;
+        }
+    }
+    free(blk);
+    return r;
+}
+
+/* The lines of one comparison pass.  FIX: the fixing pass (prints
+ * "Repairing" where the mode allows the change); counts into the repair
+ * run's counters. */
+static void print_compare(struct rep *s, const struct cmp *m, bool fix, int64_t *corr,
+                          int64_t *leaks, int64_t *errs, int64_t *cfixed, int64_t *lfixed)
+{
+    for (size_t i = 0; i < m->n; i++) {
+        const struct mismatch *x = &m->v[i];
+        bool fixed;
+        if (x->unreadable) {
+            emit(s, 0, "Can't get refcount for cluster %" PRId64 ": %s", (int64_t)x->k,
+                 strerror(EIO));
+            (*errs)++;
+            continue;
+        }
+        fixed = fix && x->r1 != 0 && (x->r1 > x->r2 || s->all);
+        emit(s, 0, "%s cluster %" PRId64 " refcount=%" PRIu64 " reference=%" PRIu64,
+             fixed ? "Repairing" : x->r1 < x->r2 ? "ERROR" : "Leaked", (int64_t)x->k, x->r1,
+             x->r2);
+        if (fixed)
+            (*(x->r1 > x->r2 ? lfixed : cfixed))++;
+        else
+            (*(x->r1 < x->r2 ? corr : leaks))++;
+    }
+}
+
+/* --- rebuilding the refcount structure (QEMU's algorithm, placement kept
+ *     off every old refcount table entry's cluster) -------------------------------- */
+
+/* First fit of N free clusters from *FF; marks them used (count 1). */
+static int alloc_clusters(struct rep *s, uint64_t n, uint64_t *ff, uint64_t *out)
+{
+    struct qc_imrt *t = &s->c->imrt;
+    uint64_t k = *ff, run = 0, start = 0;
+    bool first_gap = true;
+
+    for (;;) {
+        uint64_t e = excluded_until(s, k);
+        if (e != k) {
+            if (e == UINT64_MAX)
+                return -ENOSPC;
+            run = 0;
+            k = e;
+            continue;
+        }
+        if (k < t->size && qc_imrt_get(t, k)) {
+            run = 0;
+            k++;
+            continue;
+        }
+        if (first_gap) {
+            *ff = k;
+            first_gap = false;
+        }
+        if (!run)
+            start = k;
+        run++;
+        k++;
+        if (run == n)
+            break;
+        if (k >= ((uint64_t)1 << (63 - s->c->cb)))
+            return -EFBIG;
+    }
+    if (start + n > t->size && qc_imrt_grow(t, start + n) < 0)
+        return QC_E_NOMEM;
+    for (uint64_t i = 0; i < n; i++)
+        if (qc_imrt_set(t, start + i, 1) < 0)
+            return QC_E_NOMEM;
+    *out = start;
+    return 0;
+}
+
+/* QEMU's rebuild_refcounts_write_refblocks without the writes: gives each
+ * refcount block holding a used cluster in [first, end) an offset. */
+static int place_refblocks(struct rep *s, uint64_t first, uint64_t end, bool *grown)
+{
+    struct qc_check *c = s->c;
+    uint64_t rbb = c->disk.rb_bits, ff = 0, k = first;
+    int r;
+
+    *grown = false;
+    while (k < end) {
+        uint64_t ch = k >> QC_IMRT_CHUNK_BITS, idx, start, blk;
+        if (qc_imrt_chunk_empty(&c->imrt, ch)) {
+            k = (ch + 1) << QC_IMRT_CHUNK_BITS;
+            continue;
+        }
+        if (!qc_imrt_get(&c->imrt, k)) {
+            k++;
+            continue;
+        }
+        idx = k >> rbb;
+        start = idx << rbb;
+        if (!(idx < s->new_rt_n && s->new_rt[idx])) {
+            if (ff < start)
+                ff = start;
+            if ((r = alloc_clusters(s, 1, &ff, &blk)) < 0)
+                return r;
+            if (blk >= end)
+                end = blk + 1;
+            if (s->new_rt_n <= idx) {
+                uint64_t bytes = ((idx + 1) * 8 + c->cs - 1) & ~(c->cs - 1);
+                uint64_t n = bytes / 8;
+                uint64_t *v;
+                if (n > (64ull << 20) / 8)
+                    return -EFBIG;
+                v = realloc(s->new_rt, (size_t)n * sizeof *v);
+                if (!v)
+                    return QC_E_NOMEM;
+                memset(v + s->new_rt_n, 0, (size_t)(n - s->new_rt_n) * sizeof *v);
+                s->new_rt = v;
+                s->new_rt_n = n;
+                *grown = true;
+            }
+            s->new_rt[idx] = blk << c->cb;
+        }
+        k = start + (1ull << rbb);
+    }
+    return 0;
+}
+
+static int rebuild(struct rep *s)
+{
+    struct qc_check *c = s->c;
+    uint64_t nb = c->imrt.size;
+    bool grown;
+    int r;
+
+    if ((r = place_refblocks(s, 0, nb, &grown)) < 0)
+        return r;
+    do {
+        uint64_t bytes = s->new_rt_n * 8, ff = 0, at;
+        uint64_t n = (bytes + c->cs - 1) >> c->cb;
+        if (!n)
+            n = 1;
+        if (s->rt_clusters) {
+            /* QEMU leaves the previous attempt allocated: freed with the
+             * old structures */
+            if (grow_array((void **)&s->abandoned, &s->ab_cap, s->nab + 1, sizeof *s->abandoned) < 0)
+                return QC_E_NOMEM;
+            s->abandoned[s->nab++] = s->rt_first;
+            s->abandoned[s->nab++] = s->rt_clusters;
+        }
+        if ((r = alloc_clusters(s, n, &ff, &at)) < 0)
+            return r;
+        s->rt_first = at;
+        s->rt_clusters = n;
+        if ((r = place_refblocks(s, at, at + n, &grown)) < 0)
+            return r;
+    } while (grown);
+    return 0;
+}
+
+/* Refcounts after the rebuild: the IMRT (which the new refcount blocks
+ * hold) without the old refcount table, the old refcount blocks and given
+ * up table allocations. */
+static int final_counts(struct rep *s)
+{
+    struct qc_check *c = s->c;
+    struct qc_imrt *t = &c->imrt;
+    int r;
+
+    if ((r = qc_imrt_init(&s->final, c->order, t->size)) < 0)
+        return r;
+    s->final_ready = true;
+    for (uint64_t ch = 0; (ch << QC_IMRT_CHUNK_BITS) < t->size; ch++) {
+        if (qc_imrt_chunk_empty(t, ch))
+            continue;
+        for (uint64_t k = ch << QC_IMRT_CHUNK_BITS;
+             k < ((ch + 1) << QC_IMRT_CHUNK_BITS) && k < t->size; k++) {
+            uint64_t v = qc_imrt_get(t, k);
+            if (v && qc_imrt_set(&s->final, k, v) < 0)
+                return QC_E_NOMEM;
+        }
+    }
+    /* the old refcount table, when it was counted */
+    if (c->disk.nentries && (int64_t)(c->disk.table_offset + c->disk.nentries * 8 - c->file_len) <
+                                (int64_t)c->cs) {
+        uint64_t a = c->disk.table_offset >> c->cb;
+        uint64_t b = (c->disk.table_offset + c->disk.nentries * 8 - 1) >> c->cb;
+        for (uint64_t k = a; k <= b; k++)
+            imrt_dec(&s->final, k);
+    }
+    /* the old refcount blocks that were counted */
+    for (uint64_t i = 0; i < c->disk.nstored; i++) {
+        uint64_t raw = c->disk.table[i], off = raw & QC_REFT_OFFSET_MASK;
+        if (!off || (raw & QC_REFT_RESERVED_MASK) || (off & (c->cs - 1)))
+            continue;
+        if ((off >> c->cb) >= s->nb0)
+            continue;
+        imrt_dec(&s->final, off >> c->cb);
+    }
+    for (size_t i = 0; i < s->ngrown; i++)
+        imrt_dec(&s->final, s->grown_blocks[i]);
+    for (size_t i = 0; i + 1 < s->nab; i += 2)
+        for (uint64_t k = 0; k < s->abandoned[i + 1]; k++)
+            imrt_dec(&s->final, s->abandoned[i] + k);
+    return 0;
+}
+
+/* --- the refcounts after repair -------------------------------------------------- */
+
+static int chg_cmp(const void *a, const void *b)
+{
+    const struct rc_change *x = a, *y = b;
+    return x->k < y->k ? -1 : x->k > y->k;
+}
+
+static const struct rc_change *find_chg(const struct rep *s, uint64_t k)
+{
+    size_t lo = 0, hi = s->nchg;
+    while (lo < hi) {
+        size_t m = lo + (hi - lo) / 2;
+        if (s->chg[m].k < k)
+            lo = m + 1;
+        else
+            hi = m;
+    }
+    return lo < s->nchg && s->chg[lo].k == k ? &s->chg[lo] : NULL;
+}
+
+/* The refcount of K once the plan is carried out, or -EIO where it stays
+ * unreadable. */
+static int final_refcount(struct rep *s, uint64_t k, uint64_t *v)
+{
+    const struct rc_change *x;
+
+    if (s->final_ready) {
+        *v = k < s->final.size ? qc_imrt_get(&s->final, k) : 0;
+        return 0;
+    }
+    if ((x = find_chg(s, k))) {
+        *v = x->to;
+        return 0;
+    }
+    return qc_refcount_disk_get(&s->c->disk, k, v);
+}
+
+/* --- plan building --------------------------------------------------------------- */
+
+static int refblock_bytes(unsigned order, uint64_t i, uint64_t *byte, uint64_t *width)
+{
+    if (order < 3) {
+        *byte = (i << order) >> 3;
+        *width = 1;
+    } else {
+        *width = (1ull << order) >> 3;
+        *byte = i * *width;
+    }
+    return 0;
+}
+
+/* In-place refcount writes for the changes RAISE (or lower): one write per
+ * refcount block, spanning the entries that change. */
+static int plan_inplace(struct rep *s, bool raise)
+{
+    struct qc_check *c = s->c;
+    uint64_t rbb = c->disk.rb_bits;
+    uint8_t *blk = malloc(c->cs);
+    size_t i = 0;
+    int r = 0;
+
+    if (!blk)
+        return QC_E_NOMEM;
+    while (i < s->nchg && r == 0) {
+        uint64_t idx = s->chg[i].k >> rbb, off, lo = UINT64_MAX, hi = 0, n = 0;
+        size_t j = i;
+        if (qc_refcount_disk_block_state(&c->disk, idx, &off) != QC_RB_PRESENT ||
+            qc_file_read_qemu(c->f, off, blk, c->cs) < 0) {
+            r = -EIO;
+            break;
+        }
+        for (; j < s->nchg && (s->chg[j].k >> rbb) == idx; j++) {
+            const struct rc_change *x = &s->chg[j];
+            uint64_t b, w;
+            if ((x->to > x->from) != raise)
+                continue;
+            qc_refblock_set(blk, c->order, x->k - (idx << rbb), x->to);
+            refblock_bytes(c->order, x->k - (idx << rbb), &b, &w);
+            if (b < lo)
+                lo = b;
+            if (b + w > hi)
+                hi = b + w;
+            n++;
+        }
+        if (n)
+            r = qc_plan_write(&s->rp->plan, off + lo, blk + lo, (size_t)(hi - lo),
+                              QC_EV_REFBLOCK_UPDATE, "refcount block %" PRIu64 ": %s %" PRIu64
+                              " refcount%s (clusters %" PRIu64 "..%" PRIu64 ")", idx,
+                              raise ? "raise" : "lower", n, n == 1 ? "" : "s", s->chg[i].k,
+                              s->chg[j - 1].k);
+        i = j;
+    }
+    free(blk);
+    return r;
+}
+
+static int plan_rebuild_writes(struct rep *s)
+{
+    struct qc_check *c = s->c;
+    uint64_t rbb = c->disk.rb_bits, nblk = 0;
+    uint8_t *blk = malloc(c->cs), *rt;
+    uint8_t hdr[12];
+    int r = 0;
+
+    if (!blk)
+        return QC_E_NOMEM;
+    for (uint64_t idx = 0; idx < s->new_rt_n && r == 0; idx++) {
+        uint64_t off = s->new_rt[idx];
+        if (!off)
+            continue;
+        memset(blk, 0, c->cs);
+        for (uint64_t j = 0; j < (1ull << rbb); j++) {
+            uint64_t k = (idx << rbb) + j, v;
+            if (k >= s->final.size)
+                break;
+            if (qc_imrt_chunk_empty(&s->final, k >> QC_IMRT_CHUNK_BITS)) {
+                j = (((k >> QC_IMRT_CHUNK_BITS) + 1) << QC_IMRT_CHUNK_BITS) - (idx << rbb) - 1;
+                continue;
+            }
+            if ((v = qc_imrt_get(&s->final, k)))
+                qc_refblock_set(blk, c->order, j, v);
+        }
+        nblk++;
+        r = qc_plan_write(&s->rp->plan, off, blk, (size_t)c->cs, QC_EV_REFBLOCK_ALLOC_WRITE_BLOCKS,
+                          "new refcount block %" PRIu64 " (clusters %" PRIu64 "..%" PRIu64 ")",
+                          idx, idx << rbb, ((idx + 1) << rbb) - 1);
+    }
+    free(blk);
+    if (r < 0)
+        return r;
+    s->rp->new_refblocks = nblk;
+    rt = calloc(1, (size_t)(s->rt_clusters << c->cb));
+    if (!rt)
+        return QC_E_NOMEM;
+    for (uint64_t i = 0; i < s->new_rt_n; i++)
+        qc_put_be64(rt + 8 * i, s->new_rt[i]);
+    r = qc_plan_write(&s->rp->plan, s->rt_first << c->cb, rt, (size_t)(s->rt_clusters << c->cb),
+                      QC_EV_REFBLOCK_ALLOC_WRITE_TABLE, "new refcount table (%" PRIu64
+                      " cluster%s)", s->rt_clusters, s->rt_clusters == 1 ? "" : "s");
+    free(rt);
+    if (r < 0)
+        return r;
+    if ((r = qc_plan_flush(&s->rp->plan)) < 0)
+        return r;
+    qc_put_be64(hdr, s->rt_first << c->cb);
+    qc_put_be32(hdr + 8, (uint32_t)s->rt_clusters);
+    s->rp->new_reftable_offset = s->rt_first << c->cb;
+    r = qc_plan_write(&s->rp->plan, 48, hdr, 12, QC_EV_REFBLOCK_ALLOC_SWITCH_TABLE,
+                      "header: switch to the new refcount table");
+    if (r == 0)
+        r = qc_plan_flush(&s->rp->plan);
+    return r;
+}
+
+/* --- OFLAG_COPIED (check_oflag_copied with fixing) -------------------------------- */
+
+static struct l2_copy *find_l2c(struct rep *s, uint64_t off)
+{
+    for (size_t i = s->nl2c; i-- > 0;)
+        if (s->l2c[i].off == off)
+            return &s->l2c[i];
+    return NULL;
+}
+
+static int oflag_pass(struct rep *s, bool repair, int64_t *corr, int64_t *fixed)
+{
+    struct qc_check *c = s->c;
+    uint64_t *l1 = NULL;
+    uint64_t l1_lo = UINT64_MAX, l1_hi = 0;
+    uint8_t *t = malloc(c->cs);
+    int r = 0;
+
+    if (!t)
+        return QC_E_NOMEM;
+    if (c->l1_size) {
+        l1 = malloc((size_t)c->l1_size * sizeof *l1);
+        if (!l1) {
+            free(t);
+            return QC_E_NOMEM;
+        }
+        for (uint64_t i = 0; i < c->l1_size; i++)
+            l1[i] = i < c->l1_stored ? c->l1[i] : 0;
+    }
+    for (uint64_t i = 0; i < c->l1_size && r == 0; i++) {
+        uint64_t e = l1[i], l2 = e & QC_L1E_OFFSET_MASK, v;
+        struct l2_copy *cp;
+        uint64_t lo = UINT64_MAX, hi = 0;
+
+        if (!l2)
+            continue;
+        if (final_refcount(s, l2 >> c->cb, &v) < 0)
+            continue;
+        if ((v == 1) != !!(e & QC_OFLAG_COPIED)) {
+            emit(s, 0, "%s OFLAG_COPIED L2 cluster: l1_index=%d l1_entry=%" PRIx64
+                 " refcount=%" PRIu64, repair ? "Repairing" : "ERROR", (int)i, e, v);
+            (*corr)++;
+            if (repair) {
+                l1[i] = e ^ QC_OFLAG_COPIED;
+                if (i < l1_lo)
+                    l1_lo = i;
+                if (i + 1 > l1_hi)
+                    l1_hi = i + 1;
+                (*corr)--;
+                (*fixed)++;
+            }
+        }
+        if ((cp = find_l2c(s, l2))) {
+            memcpy(t, cp->t, c->cs);
+        } else {
+            if (qc_file_read_qemu(c->f, l2, t, c->cs) < 0) {
+                emit(s, 0, "ERROR: Could not read L2 table: %s", strerror(EIO));
+                s->rp->check_errors++;
+                r = -EIO;
+                break;
+            }
+            for (size_t j = 0; j < s->nefix; j++)
+                if (s->efix[j].at >= l2 && s->efix[j].at - l2 < c->cs)
+                    memcpy(t + (s->efix[j].at - l2), s->efix[j].bytes, c->l2_esize);
+        }
+        for (uint64_t j = 0; j < c->l2_entries; j++) {
+            uint64_t f = qc_be64(t + j * c->l2_esize), d = f & QC_L2E_OFFSET_MASK;
+            bool normal;
+            if (f & QC_OFLAG_COMPRESSED)
+                continue;
+            if ((f & QC_OFLAG_ZERO) && !c->extl2)
+                normal = d != 0;
+            else
+                normal = d != 0 || (c->data_file && (f & QC_OFLAG_COPIED));
+            if (!normal)
+                continue;
+            if (c->data_file)
+                v = 1;
+            else if (final_refcount(s, d >> c->cb, &v) < 0)
+                continue;
+            if ((v == 1) != !!(f & QC_OFLAG_COPIED)) {
+                emit(s, 0, "%s OFLAG_COPIED data cluster: l2_entry=%" PRIx64 " refcount=%" PRIu64,
+                     repair ? "Repairing" : "ERROR", f, v);
+                (*corr)++;
+                if (repair) {
+                    (*corr)--;
+                    (*fixed)++;
+                    qc_put_be64(t + j * c->l2_esize, f ^ QC_OFLAG_COPIED);
+                    if (j * c->l2_esize < lo)
+                        lo = j * c->l2_esize;
+                    if (j * c->l2_esize + 8 > hi)
+                        hi = j * c->l2_esize + 8;
+                }
+            }
+        }
+        if (hi) {
+            const char *area = overlap_area(s, l2, c->cs);
+            if (area) {
+                emit(s, 0, "qcow2: Image is corrupt: Preventing invalid write on metadata "
+                     "(overlaps with %s); further non-fatal corruption events will be "
+                     "suppressed", area);
+                emit(s, 0, "ERROR: Could not write L2 table; metadata overlap check failed: %s",
+                     strerror(EIO));
+                s->rp->check_errors++;
+                s->rp->status = QC_REPAIR_FAILED;
+                s->rp->error = -EIO;
+                break;
+            }
+            if (!(cp = find_l2c(s, l2))) {
+                if (grow_array((void **)&s->l2c, &s->l2c_cap, s->nl2c, sizeof *s->l2c) < 0 ||
+                    !(s->l2c[s->nl2c].t = malloc(c->cs))) {
+                    r = QC_E_NOMEM;
+                    break;
+                }
+                cp = &s->l2c[s->nl2c++];
+                cp->off = l2;
+            }
+            memcpy(cp->t, t, c->cs);
+            r = qc_plan_write(&s->rp->plan, l2 + lo, t + lo, (size_t)(hi - lo), QC_EV_L2_UPDATE,
+                              "L2 table at 0x%" PRIx64 " (L1 index %" PRIu64 "): OFLAG_COPIED",
+                              l2, i);
+        }
+    }
+    if (r == 0 && l1_hi) {
+        uint8_t *buf = malloc((size_t)(l1_hi - l1_lo) * 8);
+        if (!buf) {
+            r = QC_E_NOMEM;
+        } else {
+            for (uint64_t i = l1_lo; i < l1_hi; i++)
+                qc_put_be64(buf + 8 * (i - l1_lo), l1[i]);
+            r = qc_plan_write(&s->rp->plan, c->l1_offset + 8 * l1_lo, buf,
+                              (size_t)(l1_hi - l1_lo) * 8, QC_EV_L1_UPDATE,
+                              "active L1 table: OFLAG_COPIED");
+            free(buf);
+        }
+    }
+    free(l1);
+    free(t);
+    return r;
+}
+
+/* --- header bits ------------------------------------------------------------------ */
+
+static int plan_header_bits(struct rep *s, bool clean)
+{
+    const struct qc_header *h = &s->c->img.hdr;
+    uint64_t inc = h->incompatible_features, ac = h->autoclear_features;
+    uint64_t ninc = inc, nac = ac & QC_AUTOCLEAR_KNOWN;
+    uint8_t buf[24];
+    int r;
+
+    if (h->version < 3)
+        return 0;
+    if (clean)
+        ninc &= ~(QC_INCOMPAT_DIRTY | QC_INCOMPAT_CORRUPT);
+    s->rp->clear_incompat = inc & ~ninc;
+    s->rp->clear_autoclear = ac & ~nac;
+    if (ninc == inc && nac == ac)
+        return 0;
+    qc_put_be64(buf, ninc);
+    qc_put_be64(buf + 8, h->compatible_features);
+    qc_put_be64(buf + 16, nac);
+    if (nac == ac)
+        r = qc_plan_write(&s->rp->plan, 72, buf, 8, QC_EV_HEADER_UPDATE,
+                          "header: clear incompatible bits 0x%" PRIx64, inc & ~ninc);
+    else if (ninc == inc)
+        r = qc_plan_write(&s->rp->plan, 88, buf + 16, 8, QC_EV_HEADER_UPDATE,
+                          "header: clear unknown autoclear bits 0x%" PRIx64, ac & ~nac);
+    else
+        r = qc_plan_write(&s->rp->plan, 72, buf, 24, QC_EV_HEADER_UPDATE,
+                          "header: clear incompatible bits 0x%" PRIx64
+                          " and unknown autoclear bits 0x%" PRIx64, inc & ~ninc, ac & ~nac);
+    if (r == 0)
+        r = qc_plan_flush(&s->rp->plan);
+    return r;
+}
+
+/* --- refcount blocks outside the image (-r all grows the file) ------------------ */
+
+/* Largest file the repair grows to for such a block. */
+#define GROW_LIMIT (1ull << 44)
+
+/* QEMU grows the file to hold the block and counts it.  Returns 0, a
+ * positive errno when QEMU's growth would fail, or <0 without memory. */
+static int grow_for_refblock(struct rep *s, uint64_t off)
+{
+    struct qc_check *c = s->c;
+    uint64_t end, nb2, k = off >> c->cb;
+
+    if (off > (uint64_t)INT64_MAX - c->cs)
+        return EINVAL;
+    end = off + c->cs;
+    if (end > GROW_LIMIT)
+        return EFBIG;
+    if (end > s->grow_to)
+        s->grow_to = end;
+    nb2 = (s->grow_to + c->cs - 1) >> c->cb;
+    if (nb2 > c->imrt.size && qc_imrt_grow(&c->imrt, nb2) < 0)
+        return QC_E_NOMEM;
+    if (qc_imrt_inc(&c->imrt, k) < 0)
+        return QC_E_NOMEM;
+    if (grow_array((void **)&s->grown_blocks, &s->grown_cap, s->ngrown, sizeof *s->grown_blocks) < 0)
+        return QC_E_NOMEM;
+    s->grown_blocks[s->ngrown++] = k;
+    s->adjusted = true;
+    return 0;
+}
+
+/* --- the whole repair run -------------------------------------------------------- */
+
+static bool refblock_kind(enum qc_problem_kind k)
+{
+    return k == QC_P_REFTABLE_RESERVED || k == QC_P_REFBLOCK_UNALIGNED || k == QC_P_OVERLAP ||
+           k == QC_P_REFBLOCK_OUTSIDE;
+}
+
+/* A line of the first check with its first word replaced. */
+static void replay_as(struct rep *s, const struct cev *e, const char *word)
+{
+    const char *line = cev_line(s, e), *sp = strchr(line, ' ');
+    emit(s, e->flags & ~PRINT, "%s%s", word, sp ? sp : "");
+}
+
+static int add_chg(struct rep *s, uint64_t k, uint64_t from, uint64_t to)
+{
+    if (grow_array((void **)&s->chg, &s->chg_cap, s->nchg, sizeof *s->chg) < 0)
+        return QC_E_NOMEM;
+    s->chg[s->nchg++] = (struct rc_change){ k, from, to };
+    return 0;
+}
+
+static int run(struct rep *s)
+{
+    struct qc_repair *rp = s->rp;
+    struct qc_check *c = s->c;
+    struct cmp m = { 0 };
+    int64_t calc_corr = 0, calc_err = 0, snap_corr = 0, snap_fixed = 0;
+    int64_t cmp_corr = 0, cmp_leaks = 0, cmp_err = 0, refblock_corr = 0;
+    int64_t corr = 0, leaks = 0, errs = 0, cfixed = 0, lfixed = 0;
+    bool refblock_rebuild = false, outside_failed = false, repair_oflag;
+    int r;
+
+    s->nb0 = c->imrt.size;
+    if (s->all && (r = prealloc_fixes(s)) < 0)
+        return r;
+
+    /* snapshot table read and reference counting: QEMU's lines, with the
+     * fixes -r all makes during the walk */
+    for (size_t i = 0; i < s->cap.n; i++) {
+        const struct cev *e = &s->cap.v[i];
+        if (e->phase != PH_CALC || e->drop)
+            continue;
+        if (i == s->fail_at) {
+            replay_as(s, e, "Repairing");
+            emit(s, 0, "qcow2: Image is corrupt: Preventing invalid write on metadata (overlaps "
+                 "with %s); further non-fatal corruption events will be suppressed", s->fail_area);
+            emit(s, 0, "ERROR: Overlap check failed");
+            rp->status = QC_REPAIR_FAILED;
+            rp->error = -EIO;
+            return 0;
+        }
+        switch (e->kind) {
+        case QC_P_SNAPSHOT_INCOMPLETE:
+            snap_corr++;
+            replay(s, e, cev_line(s, e));
+            continue;
+        case QC_P_L2_UNALIGNED:
+            if (s->all && strstr(cev_line(s, e), "Preallocated cluster")) {
+                replay_as(s, e, "Repairing");
+                cfixed++;
+                continue;
+            }
+            break;
+        case QC_P_REFBLOCK_OUTSIDE:
+            if (s->all) {
+                replay_as(s, e, "Repairing");
+                if ((r = grow_for_refblock(s, e->offset)) < 0)
+                    return r;
+                if (r == 0) {
+                    cfixed++;
+                    continue;
+                }
+                /* the growth fails: the corruption stays, a rebuild follows */
+                emit(s, 0, "ERROR could not resize image: %s", strerror(r));
+                outside_failed = true;
+                calc_corr++;
+                refblock_corr++;
+                continue;
+            }
+            break;
+        default:
+            break;
+        }
+        if (refblock_kind(e->kind) && e->kind != QC_P_REFBLOCK_OUTSIDE)
+            refblock_rebuild = true;
+        if (e->sev == QC_SEV_CORRUPTION) {
+            calc_corr++;
+            if (refblock_kind(e->kind) ||
+                (e->kind == QC_P_BEYOND_EOF && e->offset == c->disk.table_offset))
+                refblock_corr++;
+        } else if (e->sev == QC_SEV_ERROR) {
+            calc_err++;
+        }
+        replay(s, e, cev_line(s, e));
+    }
+
+    if (s->grow_to && ((r = qc_plan_grow(&rp->plan, s->grow_to, "refcount blocks outside the "
+                                         "image: the file grows to hold them")) < 0 ||
+                       (r = qc_plan_flush(&rp->plan)) < 0))
+        return r;
+
+    /* the first comparison */
+    if ((r = compare(s, &m)) < 0)
+        goto out;
+    for (size_t i = 0; i < m.n; i++) {
+        if (m.v[i].unreadable)
+            cmp_err++;
+        else if (m.v[i].r1 < m.v[i].r2)
+            cmp_corr++;
+        else
+            cmp_leaks++;
+    }
+    if (s->adjusted) {
+        int64_t a = 0, b = 0, d = 0, e1 = 0, e2 = 0;
+        print_compare(s, &m, false, &a, &b, &d, &e1, &e2);
+    } else {
+        for (size_t i = 0; i < s->cap.n; i++) {
+            const struct cev *e = &s->cap.v[i];
+            if (e->phase == PH_COMPARE && !e->drop)
+                replay(s, e, cev_line(s, e));
+        }
+    }
+
+    rp->rebuild = refblock_rebuild || m.zero_mismatch || outside_failed;
+    if (rp->rebuild) {
+        int64_t old_corr = calc_corr + cmp_corr, old_leaks = cmp_leaks;
+        struct qc_imrt *t = &c->imrt;
+
+        if (!s->all) {
+            emit(s, 0, "ERROR need to rebuild refcount structures");
+            rp->check_errors = calc_err + cmp_err + 1;
+            rp->status = QC_REPAIR_NEED_REBUILD;
+            r = 0;
+            goto out;
+        }
+        emit(s, 0, "Rebuilding refcount structure");
+        if ((r = collect_exclusions(s)) < 0 || (r = rebuild(s)) < 0 || (r = final_counts(s)) < 0)
+            goto out;
+        /* QEMU counts again on the new structure: the walk's lines again */
+        for (size_t i = 0; i < s->cap.n; i++) {
+            const struct cev *e = &s->cap.v[i];
+            if (e->phase != PH_CALC || e->drop || refblock_kind(e->kind) ||
+                e->kind == QC_P_SNAPSHOT_INCOMPLETE || e->kind == QC_P_SNAPSHOT_TABLE_INVALID ||
+                (e->kind == QC_P_BEYOND_EOF && e->offset == c->disk.table_offset) ||
+                (e->kind == QC_P_L2_UNALIGNED && find_efix(s, e->offset)) ||
+                (e->kind == QC_P_QEMU_REPORT && starts(cev_line(s, e), "You can force")))
+                continue;
+            replay(s, e, cev_line(s, e));
+        }
+        /* the old structures, now unreferenced, are freed */
+        for (uint64_t k = 0; k < t->size; k++) {
+            uint64_t ch = k >> QC_IMRT_CHUNK_BITS, a, b;
+            if (qc_imrt_chunk_empty(t, ch)) {
+                k = ((ch + 1) << QC_IMRT_CHUNK_BITS) - 1;
+                continue;
+            }
+            a = qc_imrt_get(t, k);
+            b = qc_imrt_get(&s->final, k);
+            if (a != b)
+                emit(s, 0, "Repairing cluster %" PRId64 " refcount=%" PRIu64 " reference=%" PRIu64,
+                     (int64_t)k, a, b);
+        }
+        corr = calc_corr - refblock_corr;
+        leaks = 0;
+        errs = calc_err + cmp_err;
+        cfixed += old_corr - corr;
+        lfixed += old_leaks;
+        if ((r = plan_rebuild_writes(s)) < 0)
+            goto out;
+    } else {
+        corr = calc_corr;
+        errs = calc_err;
+        if (calc_corr + cmp_corr + cmp_leaks > 0) {
+            print_compare(s, &m, true, &corr, &leaks, &errs, &cfixed, &lfixed);
+            for (size_t i = 0; i < m.n; i++) {
+                const struct mismatch *x = &m.v[i];
+                if (!x->unreadable && x->r1 && (x->r1 > x->r2 || s->all) &&
+                    (r = add_chg(s, x->k, x->r1, x->r2)) < 0)
+                    goto out;
+            }
+            if (s->nchg)
+                qsort(s->chg, s->nchg, sizeof *s->chg, chg_cmp);
+        } else {
+            corr += cmp_corr;
+            leaks += cmp_leaks;
+            errs += cmp_err;
+        }
+        /* raised refcounts first, lowered ones after (crash: leaks at worst) */
+        if ((r = plan_inplace(s, true)) < 0 || (r = qc_plan_flush(&rp->plan)) < 0 ||
+            (r = plan_inplace(s, false)) < 0 || (r = qc_plan_flush(&rp->plan)) < 0)
+            goto out;
+    }
+
+    /* entries rewritten during the walk, then OFLAG_COPIED */
+    for (size_t i = 0; i < s->nefix; i++)
+        if ((r = qc_plan_write(&rp->plan, s->efix[i].at, s->efix[i].bytes, c->l2_esize,
+                               QC_EV_L2_UPDATE, "L2 entry at 0x%" PRIx64 ": misaligned "
+                               "preallocated zero cluster made a plain zero cluster",
+                               s->efix[i].at)) < 0)
+            goto out;
+    repair_oflag = s->all || (corr == 0 && leaks == 0 && errs == 0);
+    if ((r = oflag_pass(s, repair_oflag, &corr, &cfixed)) < 0 || rp->status != QC_REPAIR_PLANNED)
+        goto out;
+    if ((r = qc_plan_flush(&rp->plan)) < 0)
+        goto out;
+
+    rp->corruptions = corr + snap_corr - snap_fixed;
+    rp->leaks = leaks;
+    rp->check_errors = errs;
+    rp->corruptions_fixed = cfixed + snap_fixed;
+    rp->leaks_fixed = lfixed;
+    /* what stays broken: a rebuild also mends what could not be read */
+    rp->remaining = rp->corruptions + (rp->rebuild ? 0 : errs);
+    r = plan_header_bits(s, rp->remaining == 0);
+out:
+    free(m.v);
+    return r;
+}
+
+int qc_repair_plan(const char *path, const struct qc_repair_opts *opts, struct qc_repair *rp)
+{
+    struct qc_check_opts co = { 0 };
+    struct rep s;
+    int r;
+
+    memset(rp, 0, sizeof *rp);
+    qc_plan_init(&rp->plan);
+    memset(&s, 0, sizeof s);
+    s.rp = rp;
+    s.o = opts;
+    s.all = opts->mode == QC_REPAIR_ALL;
+    s.fail_at = SIZE_MAX;
+    co.sink = capture_sink;
+    co.opaque = &s.cap;
+    co.collect_fixes = true;
+    r = qc_check_image(path, &co, &rp->check, &rp->ctx);
+    if (r == 0 && s.cap.oom)
+        r = QC_E_NOMEM;
+    if (r < 0)
+        goto out;
+    s.c = rp->ctx;
+    if (rp->check.status != QC_CHECK_DONE) {
+        for (size_t i = 0; i < s.cap.n; i++)
+            replay(&s, &s.cap.v[i], cev_line(&s, &s.cap.v[i]));
+        rp->status = QC_REPAIR_CHECK_FAILED;
+        goto out;
+    }
+    r = run(&s);
+out:
+    free(s.cap.v);
+    free(s.cap.text);
+    free(s.excl);
+    free(s.efix);
+    for (size_t i = 0; i < s.nl2c; i++)
+        free(s.l2c[i].t);
+    free(s.l2c);
+    free(s.chg);
+    free(s.new_rt);
+    free(s.abandoned);
+    free(s.grown_blocks);
+    if (s.final_ready)
+        qc_imrt_free(&s.final);
+    return r;
+}
+
+void qc_repair_free(struct qc_repair *rp)
+{
+    qc_plan_free(&rp->plan);
+    qc_check_free(rp->ctx);
+    rp->ctx = NULL;
+    qc_check_result_free(&rp->check);
+}

@@ -1,0 +1,420 @@
+/* qc-repair: qemu-img check -r for qcow2 images, planned, undoable, crash-safe. */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <json-c/json.h>
+
+#include "qc_bitmap.h"
+#include "qc_check_int.h"
+#include "qc_endian.h"
+#include "qc_plan.h"
+#include "qc_repair.h"
+#include "qc_snapshot.h"
+#include "qc_util.h"
+#include "qc_version.h"
+#include "qc_view.h"
+
+#define PROG "qc-repair"
+
+static const char usage_text[] =
+    "Usage: qc-repair [-r leaks|all] [--dry-run] [--backup FILE] [--force]\n"
+    "                 [--output=human|json] IMAGE\n"
+    "       qc-repair --undo FILE [--force] IMAGE\n"
+    "\n"
+    "Repairs a qcow2 image as qemu-img check -r does, keeping every snapshot,\n"
+    "bitmap and guest byte, with writes ordered so that an interrupted repair\n"
+    "can simply be run again.\n"
+    "\n"
+    "  -r leaks               fix leaked clusters only\n"
+    "  -r all                 fix everything qemu-img check -r all fixes (default)\n"
+    "      --dry-run          print the planned writes; change nothing\n"
+    "      --backup FILE      save every range the repair overwrites, and the old\n"
+    "                         file length, to FILE before writing\n"
+    "      --undo FILE        put a backup back: the image as before the repair\n"
+    "      --force            ignore locks held on the image by other processes\n"
+    "      --output=human     qemu-img check -r's report (default)\n"
+    "      --output=json      qemu-img check's JSON of the result, with leaks-fixed\n"
+    "                         and corruptions-fixed\n"
+    QC_IO_OPTIONS_HELP
+    "  -h, --help             this text\n"
+    "      --version          version\n"
+    "\n"
+    "Exit status (for the image after the repair): 0 clean, 1 failed,\n"
+    "2 corruptions left, 3 leaks left, 63 not qcow2, 64 usage error,\n"
+    "99 simulated power failure.\n";
+
+static int usage_error(const char *fmt, const char *arg)
+{
+    fprintf(stderr, PROG ": ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\nTry '" PROG " --help' for more information.\n");
+    return 64;
+}
+
+static void print_event(void *opaque, const struct qc_check_event *ev)
+{
+    (void)opaque;
+    if (!(ev->flags & QC_EVL_PRINTED))
+        return;
+    fprintf(stderr, "%s%s%s", (ev->flags & QC_EVL_PROGNAME) ? "qemu-img: " : "", ev->line,
+            (ev->flags & QC_EVL_NO_NL) ? "" : "\n");
+}
+
+static void print_result(const char *path, const struct qc_check_result *r, bool json)
+{
+    if (json) {
+        struct json_object *o = qc_check_result_json(path, r);
+        qc_json_print(stdout, o);
+        json_object_put(o);
+    } else {
+        qc_check_print_human(stdout, r);
+    }
+}
+
+/* --- what must survive: the snapshot list and the bitmap directory ------------ */
+
+struct keep {
+    struct qc_snapshot_table snaps;
+    bool snaps_ok;
+    uint8_t *bmdir;
+    uint64_t bmdir_off, bmdir_len;
+};
+
+static void keep_read(struct keep *k, struct qc_file *f, uint64_t bm_off, uint64_t bm_len)
+{
+    uint8_t h[72];
+    char *err = NULL, *hint = NULL;
+
+    memset(k, 0, sizeof *k);
+    if (qc_file_read_padded(f, 0, h, sizeof h) >= 0 && qc_be32(h + 60) <= QC_SNAPSHOT_MAX)
+        k->snaps_ok = qc_snapshot_table_read_qemu(f, qc_be64(h + 64), qc_be32(h + 60), &k->snaps,
+                                                  &err, &hint) == 0;
+    free(err);
+    free(hint);
+    if (bm_len && bm_len <= (64u << 20) && (k->bmdir = malloc((size_t)bm_len)) &&
+        qc_file_read_padded(f, bm_off, k->bmdir, (size_t)bm_len) < 0) {
+        free(k->bmdir);
+        k->bmdir = NULL;
+    }
+    k->bmdir_off = bm_off;
+    k->bmdir_len = bm_len;
+}
+
+static void keep_free(struct keep *k)
+{
+    qc_snapshot_table_free(&k->snaps);
+    free(k->bmdir);
+}
+
+/* Says which snapshot or bitmap changed; returns the number of changes. */
+static int keep_compare(const struct keep *a, const struct keep *b, bool table_rewritten)
+{
+    int n = 0;
+
+    if (a->snaps_ok && b->snaps_ok) {
+        if (a->snaps.n != b->snaps.n) {
+            fprintf(stderr, PROG ": the snapshot table lists %zu snapshots instead of %zu\n",
+                    b->snaps.n, a->snaps.n);
+            n++;
+        }
+        for (size_t i = 0; i < a->snaps.n && i < b->snaps.n; i++) {
+            const struct qc_snapshot *x = &a->snaps.v[i], *y = &b->snaps.v[i];
+            if (strcmp(x->id_str, y->id_str) || strcmp(x->name, y->name) ||
+                x->l1_table_offset != y->l1_table_offset || x->l1_size != y->l1_size ||
+                x->date_sec != y->date_sec || x->date_nsec != y->date_nsec ||
+                x->vm_clock_nsec != y->vm_clock_nsec || x->vm_state_size != y->vm_state_size ||
+                (!table_rewritten && x->extra_data_size != y->extra_data_size)) {
+                fprintf(stderr, PROG ": snapshot %zu (ID %s, '%s') changed\n", i, x->id_str,
+                        x->name);
+                n++;
+            }
+        }
+    }
+    if (a->bmdir && b->bmdir && a->bmdir_len == b->bmdir_len &&
+        memcmp(a->bmdir, b->bmdir, (size_t)a->bmdir_len)) {
+        fprintf(stderr, PROG ": the bitmap directory changed\n");
+        n++;
+    }
+    return n;
+}
+
+/* --- undo -------------------------------------------------------------------- */
+
+static int open_for_writing(struct qc_file *f, const char *image, bool force)
+{
+    const char *why = NULL;
+    int r = qc_file_open(f, image, QC_OPEN_WRITE | (force ? QC_OPEN_FORCE : 0), &why);
+
+    if (r == QC_E_LOCKED) {
+        fprintf(stderr, PROG ": Could not open '%s': Failed to get \"%s\" lock\n"
+                "Is another process using the image [%s]?\n", image, why ? why : "write", image);
+        return 1;
+    }
+    if (r < 0) {
+        fprintf(stderr, PROG ": Could not open '%s': %s\n", image, qc_strerror(r));
+        return 1;
+    }
+    return 0;
+}
+
+static int undo(const char *image, const char *backup, bool force, const struct qc_io_opts *io)
+{
+    struct qc_file f;
+    const char *err = "", *what = NULL;
+    size_t n = 0;
+    int r;
+
+    if (open_for_writing(&f, image, force))
+        return 1;
+    if ((r = qc_io_opts_apply(io, &f, &what)) < 0) {
+        fprintf(stderr, PROG ": %s: %s\n", what ? what : image, strerror(-r));
+        qc_file_close(&f);
+        return 1;
+    }
+    r = qc_backup_restore(backup, &f, &n, &err);
+    qc_file_close(&f);
+    if (r < 0) {
+        fprintf(stderr, PROG ": %s: %s%s%s\n", backup, err,
+                r == QC_E_FORMAT ? "" : ": ", r == QC_E_FORMAT ? "" : qc_strerror(r));
+        return 1;
+    }
+    printf("Restored %zu range%s and the file length of %s from %s.\n", n, n == 1 ? "" : "s",
+           image, backup);
+    return 0;
+}
+
+/* --- repair ------------------------------------------------------------------ */
+
+static int check_failed(const struct qc_check_result *r)
+{
+    switch (r->status) {
+    case QC_CHECK_OPEN_FAILED:
+    case QC_CHECK_UNSUPPORTED:
+        fprintf(stderr, "qemu-img: %s\n", r->message ? r->message : "");
+        break;
+    default:
+        fprintf(stderr, "qemu-img: Check failed: %s\n", r->message ? r->message : "");
+        break;
+    }
+    return qc_check_exit_code(r);
+}
+
+static void dry_run_output(const char *image, const struct qc_repair *rp, bool json)
+{
+    if (json) {
+        struct json_object *o = json_object_new_object();
+        json_object_object_add(o, "filename", qc_json_text(image));
+        json_object_object_add(o, "dry-run", json_object_new_boolean(1));
+        json_object_object_add(o, "leaks-fixed", json_object_new_int64(rp->leaks_fixed));
+        json_object_object_add(o, "corruptions-fixed",
+                               json_object_new_int64(rp->corruptions_fixed));
+        json_object_object_add(o, "remaining", json_object_new_int64(rp->remaining));
+        json_object_object_add(o, "rebuild", json_object_new_boolean(rp->rebuild));
+        json_object_object_add(o, "plan", qc_plan_json(&rp->plan));
+        json_object_object_add(o, "check", qc_check_result_json(image, &rp->check));
+        qc_json_print(stdout, o);
+        json_object_put(o);
+        return;
+    }
+    printf("Dry run: nothing was written to %s.\n", image);
+    printf("The repair would fix %" PRId64 " leaked clusters and %" PRId64 " corruptions"
+           "%s with %zu write%s:\n", rp->leaks_fixed, rp->corruptions_fixed,
+           rp->rebuild ? ", rebuilding the refcount structure," : "",
+           qc_plan_nwrites(&rp->plan), qc_plan_nwrites(&rp->plan) == 1 ? "" : "s");
+    qc_plan_print(stdout, &rp->plan);
+}
+
+static int repair(const char *image, enum qc_repair_mode mode, bool dry_run, const char *backup,
+                  bool force, bool json, const struct qc_io_opts *io)
+{
+    struct qc_repair_opts ro = { mode, print_event, NULL };
+    struct qc_repair rp;
+    struct qc_file f;
+    struct keep before, after;
+    const char *what = NULL;
+    bool opened = false;
+    int r, rc;
+
+    if (!dry_run) {
+        if (open_for_writing(&f, image, force))
+            return 1;
+        opened = true;
+        if ((r = qc_io_opts_apply(io, &f, &what)) < 0) {
+            fprintf(stderr, PROG ": %s: %s\n", what ? what : image, strerror(-r));
+            qc_file_close(&f);
+            return 1;
+        }
+    }
+    if (qc_repair_plan(image, &ro, &rp) < 0) {
+        fprintf(stderr, "qemu-img: Check failed: Cannot allocate memory\n");
+        rc = 1;
+        goto out;
+    }
+    switch (rp.status) {
+    case QC_REPAIR_CHECK_FAILED:
+        fflush(stderr);
+        rc = check_failed(&rp.check);
+        goto out;
+    case QC_REPAIR_NEED_REBUILD:
+    case QC_REPAIR_FAILED:
+        fprintf(stderr, "qemu-img: Check failed: %s\n", strerror(rp.error ? -rp.error : EIO));
+        rc = 1;
+        goto out;
+    case QC_REPAIR_PLANNED:
+        break;
+    }
+    fflush(stderr);
+    if (dry_run) {
+        dry_run_output(image, &rp, json);
+        rc = qc_check_exit_code(&rp.check);
+        goto out;
+    }
+    if (backup) {
+        const char *err = "";
+        if ((r = qc_backup_save(&rp.plan, &f, backup, &err)) < 0) {
+            fprintf(stderr, PROG ": %s: %s: %s; nothing was written to %s\n", backup, err,
+                    qc_strerror(r), image);
+            rc = 1;
+            goto out;
+        }
+    }
+    keep_read(&before, rp.ctx->f, rp.ctx->bm_dir_offset,
+              rp.ctx->nb_bitmaps ? rp.ctx->bm_dir_size : 0);
+    if ((r = qc_plan_execute(&rp.plan, &f)) < 0) {
+        fprintf(stderr, PROG ": %s: writing failed: %s\n", image, qc_strerror(r));
+        keep_free(&before);
+        rc = 1;
+        goto out;
+    }
+    keep_read(&after, &f, before.bmdir_off, before.bmdir_len);
+    keep_compare(&before, &after, rp.snapshot_table_rewritten);
+    keep_free(&before);
+    keep_free(&after);
+
+    if (rp.corruptions_fixed || rp.leaks_fixed) {
+        struct qc_check_opts co = { 0 };
+        struct qc_check_result r2;
+        if (!json) {
+            printf("The following inconsistencies were found and repaired:\n\n"
+                   "    %" PRId64 " leaked clusters\n"
+                   "    %" PRId64 " corruptions\n\n"
+                   "Double checking the fixed image now...\n", rp.leaks_fixed,
+                   rp.corruptions_fixed);
+            fflush(stdout);
+        }
+        co.sink = print_event;
+        co.verify_compressed = json;
+        if (qc_check_image(image, &co, &r2, NULL) < 0) {
+            fprintf(stderr, "qemu-img: Check failed: Cannot allocate memory\n");
+            rc = 1;
+            goto out;
+        }
+        fflush(stderr);
+        if (r2.status != QC_CHECK_DONE) {
+            rc = check_failed(&r2);
+        } else {
+            r2.corruptions_fixed = rp.corruptions_fixed;
+            r2.leaks_fixed = rp.leaks_fixed;
+            print_result(image, &r2, json);
+            fflush(stdout);
+            if (r2.check_errors)
+                fprintf(stderr, "qemu-img: Check failed\n");
+            rc = qc_check_exit_code(&r2);
+        }
+        qc_check_result_free(&r2);
+    } else {
+        /* nothing fixed: qemu-img reports the repair run itself */
+        struct qc_check_result res = rp.check;
+        res.corruptions = rp.corruptions;
+        res.leaks = rp.leaks;
+        res.check_errors = rp.check_errors;
+        print_result(image, &res, json);
+        fflush(stdout);
+        if (res.check_errors)
+            fprintf(stderr, "qemu-img: Check failed\n");
+        rc = qc_check_exit_code(&res);
+    }
+out:
+    qc_repair_free(&rp);
+    if (opened)
+        qc_file_close(&f);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    enum { O_OUTPUT = 256, O_VERSION, O_DRY_RUN, O_BACKUP, O_UNDO, O_FORCE };
+    static const struct option opts[] = {
+        { "repair", required_argument, NULL, 'r' },
+        { "output", required_argument, NULL, O_OUTPUT },
+        { "dry-run", no_argument, NULL, O_DRY_RUN },
+        { "backup", required_argument, NULL, O_BACKUP },
+        { "undo", required_argument, NULL, O_UNDO },
+        { "force", no_argument, NULL, O_FORCE },
+        { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, O_VERSION },
+        QC_IO_LONG_OPTIONS,
+        { NULL, 0, NULL, 0 }
+    };
+    enum qc_repair_mode mode = QC_REPAIR_ALL;
+    const char *backup = NULL, *undo_file = NULL, *image;
+    bool json = false, dry_run = false, force = false;
+    struct qc_io_opts io;
+    char err[256];
+    int c, r;
+
+    qc_io_opts_init(&io);
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":r:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'r':
+            if (!strcmp(optarg, "leaks"))
+                mode = QC_REPAIR_LEAKS;
+            else if (!strcmp(optarg, "all"))
+                mode = QC_REPAIR_ALL;
+            else
+                return usage_error("-r must be leaks or all, not '%s'", optarg);
+            break;
+        case O_OUTPUT:
+            if (!strcmp(optarg, "json"))
+                json = true;
+            else if (!strcmp(optarg, "human"))
+                json = false;
+            else
+                return usage_error("--output must be human or json, not '%s'", optarg);
+            break;
+        case O_DRY_RUN: dry_run = true; break;
+        case O_BACKUP: backup = optarg; break;
+        case O_UNDO: undo_file = optarg; break;
+        case O_FORCE: force = true; break;
+        case 'h': fputs(usage_text, stdout); return 0;
+        case O_VERSION: printf(PROG " %s\n", QC_VERSION); return 0;
+        case ':': return usage_error("option '%s' needs an argument", argv[optind - 1]);
+        default:
+            r = qc_io_opts_parse(&io, c, optarg, err, sizeof err);
+            if (r == 1)
+                break;
+            if (r < 0)
+                return usage_error("%s", err);
+            return usage_error("unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind >= argc)
+        return usage_error("%s", "missing IMAGE");
+    if (optind < argc - 1)
+        return usage_error("unexpected argument '%s'", argv[optind + 1]);
+    image = argv[optind];
+    if (undo_file && (dry_run || backup))
+        return usage_error("%s", "--undo excludes --dry-run and --backup");
+    if (dry_run && backup)
+        return usage_error("%s", "--dry-run writes nothing: --backup makes no sense with it");
+    if (undo_file)
+        return undo(image, undo_file, force, &io);
+    /* hostile images can produce millions of problem lines */
+    setvbuf(stderr, NULL, _IOFBF, 1 << 16);
+    return repair(image, mode, dry_run, backup, force, json, &io);
+}

@@ -1,0 +1,384 @@
+/* The repair engine and its write plans on small images built here byte by
+ * byte: QEMU's lines and counts, where new structures go, that the plan
+ * leaves a clean image with the same data, that a plan cut short after any
+ * write is finished by a second repair, and backups. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "qc_check.h"
+#include "qc_endian.h"
+#include "qc_io.h"
+#include "qc_plan.h"
+#include "qc_repair.h"
+
+#define CS 0x10000u
+
+struct img {
+    uint8_t *b;
+    size_t len;
+    unsigned order;
+};
+
+static void set_refcount(struct img *m, uint64_t k, uint64_t v)
+{
+    unsigned bits = 1u << m->order;
+    uint8_t *rb = m->b + 2 * CS;
+    if (bits >= 8) {
+        for (unsigned i = 0; i < bits / 8; i++)
+            rb[k * bits / 8 + i] = (uint8_t)(v >> (8 * (bits / 8 - 1 - i)));
+    } else {
+        unsigned sh = (unsigned)(k * bits % 8);
+        rb[k * bits / 8] = (uint8_t)((rb[k * bits / 8] & ~(((1u << bits) - 1) << sh)) | (v << sh));
+    }
+}
+
+/* 64 KiB clusters, 64 MiB: header, reftable (1), refblock (2), L1 (3),
+ * L2 (4), data at guest 0 (5); refcounts 1. */
+static struct img make_image(unsigned order)
+{
+    struct img m = { calloc(1, 6 * CS), 6 * CS, order };
+    uint8_t *h = m.b;
+
+    qc_put_be32(h, 0x514649FB);
+    qc_put_be32(h + 4, 3);
+    qc_put_be32(h + 20, 16);
+    qc_put_be64(h + 24, 64u << 20);
+    qc_put_be32(h + 36, 1);
+    qc_put_be64(h + 40, 3 * CS);
+    qc_put_be64(h + 48, CS);
+    qc_put_be32(h + 56, 1);
+    qc_put_be32(h + 96, order);
+    qc_put_be32(h + 100, 112);
+    qc_put_be64(m.b + CS, 2 * CS);
+    for (unsigned k = 0; k < 6; k++)
+        set_refcount(&m, k, 1);
+    qc_put_be64(m.b + 3 * CS, 0x8000000000000000ull | 4 * CS);
+    qc_put_be64(m.b + 4 * CS, 0x8000000000000000ull | 5 * CS);
+    memset(m.b + 5 * CS, 0xAB, CS);
+    return m;
+}
+
+struct lines {
+    char buf[8192];
+    size_t len;
+};
+
+static void collect(void *opaque, const struct qc_check_event *ev)
+{
+    struct lines *l = opaque;
+    if (!(ev->flags & QC_EVL_PRINTED))
+        return;
+    l->len += (size_t)snprintf(l->buf + l->len, sizeof l->buf - l->len, "%s%s%s",
+                               (ev->flags & QC_EVL_PROGNAME) ? "qemu-img: " : "", ev->line,
+                               (ev->flags & QC_EVL_NO_NL) ? "" : "\n");
+}
+
+static void write_image(const struct img *m, char *path)
+{
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, m->b, m->len), (ssize_t)m->len);
+    close(fd);
+}
+
+static void plan(const char *path, enum qc_repair_mode mode, struct qc_repair *rp, struct lines *l)
+{
+    struct qc_repair_opts o = { mode, collect, l };
+    memset(l, 0, sizeof *l);
+    assert_int_equal(qc_repair_plan(path, &o, rp), 0);
+}
+
+/* Carries out the first N steps of the plan (all when N is SIZE_MAX). */
+static void execute(const char *path, struct qc_plan *p, size_t n)
+{
+    struct qc_file f;
+    size_t keep = p->n;
+
+    assert_int_equal(qc_file_open(&f, path, QC_OPEN_WRITE | QC_OPEN_NOLOCK, NULL), 0);
+    if (n < p->n)
+        p->n = n;
+    assert_int_equal(qc_plan_execute(p, &f), 0);
+    p->n = keep;
+    qc_file_close(&f);
+}
+
+static int check(const char *path, struct qc_check_result *r)
+{
+    struct qc_check_opts o = { 0 };
+    assert_int_equal(qc_check_image(path, &o, r, NULL), 0);
+    return qc_check_exit_code(r);
+}
+
+static void read_at(const char *path, uint64_t off, void *buf, size_t len)
+{
+    FILE *fp = fopen(path, "rb");
+    assert_non_null(fp);
+    assert_int_equal(fseek(fp, (long)off, SEEK_SET), 0);
+    assert_int_equal(fread(buf, 1, len, fp), len);
+    fclose(fp);
+}
+
+/* The lazy-refcount crash: QEMU's rebuild (new block at 6, table at 7, the
+ * old ones freed), for every refcount width. */
+static void zero_refcount_rebuild(void **state)
+{
+    (void)state;
+    for (unsigned order = 0; order <= 6; order++) {
+        char path[] = "/tmp/qc-test-repair-XXXXXX";
+        struct img m = make_image(order);
+        struct qc_repair rp;
+        struct qc_check_result r;
+        struct lines l;
+        uint8_t data[CS], hdr[12];
+
+        set_refcount(&m, 5, 0);
+        write_image(&m, path);
+        plan(path, QC_REPAIR_ALL, &rp, &l);
+        assert_int_equal(rp.status, QC_REPAIR_PLANNED);
+        assert_true(rp.rebuild);
+        assert_string_equal(l.buf, "ERROR cluster 5 refcount=0 reference=1\n"
+                                   "Rebuilding refcount structure\n"
+                                   "Repairing cluster 1 refcount=1 reference=0\n"
+                                   "Repairing cluster 2 refcount=1 reference=0\n");
+        assert_int_equal(rp.corruptions_fixed, 1);
+        assert_int_equal(rp.leaks_fixed, 0);
+        assert_int_equal(rp.new_reftable_offset, 7 * CS);
+        assert_int_equal(rp.remaining, 0);
+        execute(path, &rp.plan, SIZE_MAX);
+        qc_repair_free(&rp);
+        assert_int_equal(check(path, &r), 0);
+        assert_int_equal(r.image_end_offset, 8 * CS);
+        qc_check_result_free(&r);
+        read_at(path, 48, hdr, sizeof hdr);
+        assert_int_equal(qc_be64(hdr), 7 * CS);
+        assert_int_equal(qc_be32(hdr + 8), 1);
+        read_at(path, 5 * CS, data, CS);
+        assert_memory_equal(data, m.b + 5 * CS, CS);
+        unlink(path);
+        free(m.b);
+    }
+}
+
+/* Refcount 2 for a cluster used once: lowered in place, one write. */
+static void leak_in_place(void **state)
+{
+    char path[] = "/tmp/qc-test-repair-XXXXXX";
+    struct img m = make_image(4);
+    struct qc_repair rp;
+    struct qc_check_result r;
+    struct lines l;
+    (void)state;
+
+    set_refcount(&m, 5, 2);
+    write_image(&m, path);
+    plan(path, QC_REPAIR_LEAKS, &rp, &l);
+    assert_int_equal(rp.status, QC_REPAIR_PLANNED);
+    assert_false(rp.rebuild);
+    assert_string_equal(l.buf, "Leaked cluster 5 refcount=2 reference=1\n"
+                               "Repairing cluster 5 refcount=2 reference=1\n");
+    assert_int_equal(rp.leaks_fixed, 1);
+    assert_int_equal(rp.corruptions_fixed, 0);
+    assert_int_equal(qc_plan_nwrites(&rp.plan), 1);
+    assert_int_equal(rp.plan.v[0].off, 2 * CS + 10);
+    assert_int_equal(rp.plan.v[0].len, 2);
+    execute(path, &rp.plan, SIZE_MAX);
+    qc_repair_free(&rp);
+    assert_int_equal(check(path, &r), 0);
+    qc_check_result_free(&r);
+    unlink(path);
+    free(m.b);
+}
+
+/* -r leaks cannot rebuild: QEMU's refusal, and no plan. */
+static void leaks_needs_rebuild(void **state)
+{
+    char path[] = "/tmp/qc-test-repair-XXXXXX";
+    struct img m = make_image(4);
+    struct qc_repair rp;
+    struct lines l;
+    (void)state;
+
+    set_refcount(&m, 5, 0);
+    write_image(&m, path);
+    plan(path, QC_REPAIR_LEAKS, &rp, &l);
+    assert_int_equal(rp.status, QC_REPAIR_NEED_REBUILD);
+    assert_string_equal(l.buf, "ERROR cluster 5 refcount=0 reference=1\n"
+                               "ERROR need to rebuild refcount structures\n");
+    assert_int_equal(qc_plan_nwrites(&rp.plan), 0);
+    qc_repair_free(&rp);
+    unlink(path);
+    free(m.b);
+}
+
+/* OFLAG_COPIED missing on both levels: -r leaks fixes it (nothing else is
+ * wrong), with one L2 and one L1 write. */
+static void oflag_copied(void **state)
+{
+    char path[] = "/tmp/qc-test-repair-XXXXXX";
+    struct img m = make_image(4);
+    struct qc_repair rp;
+    struct qc_check_result r;
+    struct lines l;
+    (void)state;
+
+    qc_put_be64(m.b + 3 * CS, 4 * CS);
+    qc_put_be64(m.b + 4 * CS, 5 * CS);
+    write_image(&m, path);
+    plan(path, QC_REPAIR_LEAKS, &rp, &l);
+    assert_string_equal(l.buf, "Repairing OFLAG_COPIED L2 cluster: l1_index=0 l1_entry=40000 refcount=1\n"
+                               "Repairing OFLAG_COPIED data cluster: l2_entry=50000 refcount=1\n");
+    assert_int_equal(rp.corruptions_fixed, 2);
+    assert_int_equal(qc_plan_nwrites(&rp.plan), 2);
+    execute(path, &rp.plan, SIZE_MAX);
+    qc_repair_free(&rp);
+    assert_int_equal(check(path, &r), 0);
+    qc_check_result_free(&r);
+    unlink(path);
+    free(m.b);
+}
+
+/* A reftable entry with reserved bits: the new refcount block must not go
+ * on the old block's cluster (2), although nothing counts it. */
+static void never_on_old_block(void **state)
+{
+    char path[] = "/tmp/qc-test-repair-XXXXXX";
+    struct img m = make_image(4);
+    struct qc_repair rp;
+    struct qc_check_result r;
+    struct lines l;
+    (void)state;
+
+    qc_put_be64(m.b + CS, 2 * CS + 1);
+    write_image(&m, path);
+    plan(path, QC_REPAIR_ALL, &rp, &l);
+    assert_int_equal(rp.status, QC_REPAIR_PLANNED);
+    assert_true(rp.rebuild);
+    for (size_t i = 0; i < rp.plan.n; i++)
+        if (rp.plan.v[i].op == QC_PLAN_WRITE)
+            assert_true(rp.plan.v[i].off < 2 * CS || rp.plan.v[i].off >= 3 * CS);
+    execute(path, &rp.plan, SIZE_MAX);
+    qc_repair_free(&rp);
+    assert_int_equal(check(path, &r), 0);
+    qc_check_result_free(&r);
+    unlink(path);
+    free(m.b);
+}
+
+/* A plan cut short after any of its writes: a second repair finishes, the
+ * result is clean and the data the same. */
+static void interrupted(void **state)
+{
+    (void)state;
+    for (int kind = 0; kind < 3; kind++) {
+        struct img m = make_image(4);
+        struct qc_repair rp;
+        size_t nsteps;
+
+        if (kind == 0)
+            set_refcount(&m, 5, 0);
+        else if (kind == 1)
+            set_refcount(&m, 5, 2);
+        else
+            qc_put_be64(m.b + 4 * CS, 5 * CS);
+        {
+            char path[] = "/tmp/qc-test-repair-XXXXXX";
+            struct lines l;
+            write_image(&m, path);
+            plan(path, QC_REPAIR_ALL, &rp, &l);
+            nsteps = rp.plan.n;
+            qc_repair_free(&rp);
+            unlink(path);
+        }
+        for (size_t cut = 0; cut <= nsteps; cut++) {
+            char path[] = "/tmp/qc-test-repair-XXXXXX";
+            struct qc_check_result r;
+            struct lines l;
+            uint8_t data[CS];
+
+            write_image(&m, path);
+            plan(path, QC_REPAIR_ALL, &rp, &l);
+            execute(path, &rp.plan, cut);
+            qc_repair_free(&rp);
+            plan(path, QC_REPAIR_ALL, &rp, &l);
+            assert_int_equal(rp.status, QC_REPAIR_PLANNED);
+            execute(path, &rp.plan, SIZE_MAX);
+            qc_repair_free(&rp);
+            assert_int_equal(check(path, &r), 0);
+            qc_check_result_free(&r);
+            read_at(path, 5 * CS, data, CS);
+            assert_memory_equal(data, m.b + 5 * CS, CS);
+            unlink(path);
+        }
+        free(m.b);
+    }
+}
+
+/* A backup restores every byte and the length; a damaged one is refused. */
+static void backup_undo(void **state)
+{
+    char path[] = "/tmp/qc-test-repair-XXXXXX";
+    char bak[] = "/tmp/qc-test-repair-bak-XXXXXX";
+    struct img m = make_image(4);
+    struct qc_repair rp;
+    struct qc_file f;
+    struct lines l;
+    const char *err = NULL;
+    uint8_t *now = malloc(m.len);
+    size_t n = 0;
+    int fd;
+    (void)state;
+
+    set_refcount(&m, 5, 0);
+    write_image(&m, path);
+    fd = mkstemp(bak);
+    assert_true(fd >= 0);
+    close(fd);
+    plan(path, QC_REPAIR_ALL, &rp, &l);
+    assert_int_equal(qc_file_open(&f, path, QC_OPEN_WRITE | QC_OPEN_NOLOCK, NULL), 0);
+    assert_int_equal(qc_backup_save(&rp.plan, &f, bak, &err), 0);
+    assert_int_equal(qc_plan_execute(&rp.plan, &f), 0);
+    assert_true(f.size > m.len);
+    assert_int_equal(qc_backup_restore(bak, &f, &n, &err), 0);
+    assert_true(n > 0);
+    assert_int_equal(f.size, m.len);
+    qc_file_close(&f);
+    qc_repair_free(&rp);
+    read_at(path, 0, now, m.len);
+    assert_memory_equal(now, m.b, m.len);
+    {
+        FILE *fp = fopen(bak, "r+b");
+        assert_non_null(fp);
+        fseek(fp, 30, SEEK_SET);
+        fputc('x', fp);
+        fclose(fp);
+    }
+    assert_int_equal(qc_file_open(&f, path, QC_OPEN_WRITE | QC_OPEN_NOLOCK, NULL), 0);
+    assert_int_equal(qc_backup_restore(bak, &f, &n, &err), QC_E_FORMAT);
+    qc_file_close(&f);
+    unlink(bak);
+    unlink(path);
+    free(now);
+    free(m.b);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(zero_refcount_rebuild),
+        cmocka_unit_test(leak_in_place),
+        cmocka_unit_test(leaks_needs_rebuild),
+        cmocka_unit_test(oflag_copied),
+        cmocka_unit_test(never_on_old_block),
+        cmocka_unit_test(interrupted),
+        cmocka_unit_test(backup_undo),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
