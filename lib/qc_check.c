@@ -1313,10 +1313,18 @@ static int read_snapshot_table(struct qc_check *c)
     const struct qc_header *h = &c->img.hdr;
     uint32_t nb = h->nb_snapshots;
     uint64_t off = h->snapshots_offset;
+    bool repair = c->opts.repair_snapshots;
     char *err = NULL, *hint = NULL;
     int r;
 
     c->snaps.offset = off;
+    c->snaps_overhang = 0;
+    if (nb > QC_SNAPSHOT_MAX && repair) {
+        c->snaps_overhang = nb - QC_SNAPSHOT_MAX;
+        qc_check_emit(c, QC_P_SNAPSHOT_OVERHANG, QC_SEV_CORRUPTION, PRINT, 60, QC_NO_OFFSET,
+                      "Discarding %u overhanging snapshots", nb - QC_SNAPSHOT_MAX);
+        nb = QC_SNAPSHOT_MAX;
+    }
     if (nb > QC_SNAPSHOT_MAX || off > (uint64_t)INT64_MAX - (uint64_t)nb * 40 || (off & (c->cs - 1))) {
         bool big = nb > QC_SNAPSHOT_MAX;
         qc_check_emit(c, QC_P_SNAPSHOT_TABLE_INVALID, QC_SEV_ERROR, PRINT | QC_EVL_PROGNAME, 64,
@@ -1327,7 +1335,18 @@ static int read_snapshot_table(struct qc_check *c)
                           nb - QC_SNAPSHOT_MAX);
         return big ? -EFBIG : -EINVAL;
     }
-    r = qc_snapshot_table_read_qemu(c->f, off, nb, &c->snaps, &err, &hint);
+    if (repair)
+        r = qc_snapshot_table_read_qemu_repair(c->f, off, nb, &c->snaps, &err, &hint);
+    else
+        r = qc_snapshot_table_read_qemu(c->f, off, nb, &c->snaps, &err, &hint);
+    for (size_t i = 0; i < c->snaps.ndrops; i++)
+        qc_check_emit(c, QC_P_SNAPSHOT_EXTRA_TOO_LARGE, QC_SEV_CORRUPTION, PRINT, QC_NO_OFFSET,
+                      QC_NO_OFFSET, "Discarding too much extra metadata in snapshot table entry %i "
+                      "(%u > 1024)", (int)c->snaps.drops[i].index, c->snaps.drops[i].size);
+    if (r == 0 && c->snaps.discarded)
+        qc_check_emit(c, QC_P_SNAPSHOT_TABLE_TOO_BIG, QC_SEV_CORRUPTION, PRINT, QC_NO_OFFSET,
+                      QC_NO_OFFSET, "Discarding %u overhanging snapshots (snapshot table is too big)",
+                      c->snaps.discarded);
     if (r < 0) {
         qc_check_emit(c, QC_P_SNAPSHOT_TABLE_INVALID, QC_SEV_ERROR, PRINT | QC_EVL_PROGNAME, off,
                       QC_NO_OFFSET, "ERROR failed to read the snapshot table: %s",
@@ -1344,7 +1363,8 @@ static int read_snapshot_table(struct qc_check *c)
             if (c->snaps.v[i].extra_data_size < 16)
                 qc_check_emit(c, QC_P_SNAPSHOT_INCOMPLETE, QC_SEV_CORRUPTION, PRINT,
                               c->snaps.v[i].entry_offset, QC_NO_OFFSET,
-                              "ERROR snapshot table entry %i is incomplete", (int)i);
+                              "%s snapshot table entry %i is incomplete",
+                              repair ? "Repairing" : "ERROR", (int)i);
     return 0;
 }
 

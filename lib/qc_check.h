@@ -42,6 +42,9 @@ struct qc_check_opts {
     bool verify_compressed;
     /* Keep the OFLAG_COPIED entries that a repair would change. */
     bool collect_fixes;
+    /* Read the snapshot table as qemu-img check -r all does (it discards
+     * what it cannot hold instead of failing; see qc_repair.h). */
+    bool repair_snapshots;
     /* Problems kept in the result (0: the list's default limit). */
     size_t problem_limit;
 };

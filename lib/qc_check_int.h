@@ -82,6 +82,7 @@ struct qc_check {
 
     /* the check */
     struct qc_snapshot_table snaps;
+    uint32_t snaps_overhang;   /* snapshots past 65536 a repairing read discarded */
     struct qc_imrt imrt;
     bool imrt_ready;
     bool rebuild;

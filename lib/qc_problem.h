@@ -95,6 +95,9 @@ enum qc_severity {
     X(SNAPSHOT_L1_TOO_LARGE,"snapshot-l1-too-large", CORRUPTION, false, "snapshot L1 table above 32 MiB") \
     X(SNAPSHOTS_DATA_FILE,  "snapshots-with-data-file", CORRUPTION, false, "internal snapshots in an image with an external data file") \
     X(SNAPSHOT_INCOMPLETE,  "snapshot-incomplete",  CORRUPTION, true,  "v3 snapshot entry with less than 16 bytes of extra data") \
+    X(SNAPSHOT_OVERHANG,    "snapshot-overhang",    CORRUPTION, true,  "more than 65536 snapshots: the ones past the limit are discarded by -r all") \
+    X(SNAPSHOT_EXTRA_TOO_LARGE, "snapshot-extra-too-large", CORRUPTION, true, "snapshot entry with more than 1024 bytes of extra data: cut by -r all") \
+    X(SNAPSHOT_TABLE_TOO_BIG, "snapshot-table-too-big", CORRUPTION, true, "snapshot table above 64 MiB: the entries from there on are discarded by -r all") \
     X(SNAPSHOT_TABLE_INVALID, "bad-snapshot-table", ERROR, true,  "snapshot table pointer or contents refused: check stopped") \
     X(CHECK_IO_ERROR,       "check-io-error",       ERROR,  false, "a table QEMU cannot read: check stopped") \
     X(CHECK_NO_MEMORY,      "check-out-of-memory",  ERROR,  false, "a reference so far out that QEMU runs out of memory: check stopped") \

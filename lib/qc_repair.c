@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "qc_check_int.h"
+#include "qc_edit.h"
 #include "qc_endian.h"
 #include "qc_header.h"
 #include "qc_l2.h"
@@ -156,7 +157,14 @@ struct rep {
     const char *fail_area;
     uint64_t *grown_blocks;    /* refcount blocks outside the image the file grows to hold */
     size_t ngrown, grown_cap;
-    uint64_t grow_to;          /* file length after those growths (0: none) */              /* clusters compared (IMRT size after the check) */
+    uint64_t grow_to;          /* file length after those growths (0: none) */
+
+    /* the snapshot table as -r all rewrites it */
+    bool snap_header;          /* header bytes 60..71 change */
+    bool snap_rewrite;         /* the table moves to new clusters */
+    uint8_t *snap_buf;         /* its bytes (NULL: no snapshot left) */
+    uint64_t snap_len, snap_first, snap_clusters;
+    bool snap_free_failed;     /* freeing the old table fails as in QEMU */
 
     /* the rebuilt structure */
     uint64_t *new_rt;          /* new reftable entries */
@@ -183,6 +191,7 @@ static int grow_array(void **v, size_t *cap, size_t n, size_t size)
 
 static void emit(struct rep *s, unsigned flags, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+static int note(struct rep *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 static void emit(struct rep *s, unsigned flags, const char *fmt, ...)
 {
@@ -790,12 +799,15 @@ static int plan_inplace(struct rep *s, bool raise)
     return r;
 }
 
+static int plan_snapshot_table(struct rep *s);
+static void snapshot_header(const struct rep *s, uint8_t *out);
+
 static int plan_rebuild_writes(struct rep *s)
 {
     struct qc_check *c = s->c;
     uint64_t rbb = c->disk.rb_bits, nblk = 0;
     uint8_t *blk = malloc(c->cs), *rt;
-    uint8_t hdr[12];
+    uint8_t hdr[24];
     int r = 0;
 
     if (!blk)
@@ -834,15 +846,18 @@ static int plan_rebuild_writes(struct rep *s)
                       QC_EV_REFBLOCK_ALLOC_WRITE_TABLE, "new refcount table (%" PRIu64
                       " cluster%s)", s->rt_clusters, s->rt_clusters == 1 ? "" : "s");
     free(rt);
-    if (r < 0)
+    if (r < 0 || (r = plan_snapshot_table(s)) < 0)
         return r;
     if ((r = qc_plan_flush(&s->rp->plan)) < 0)
         return r;
     qc_put_be64(hdr, s->rt_first << c->cb);
     qc_put_be32(hdr + 8, (uint32_t)s->rt_clusters);
     s->rp->new_reftable_offset = s->rt_first << c->cb;
-    r = qc_plan_write(&s->rp->plan, 48, hdr, 12, QC_EV_REFBLOCK_ALLOC_SWITCH_TABLE,
-                      "header: switch to the new refcount table");
+    /* the snapshot fields follow: both switch in one write */
+    snapshot_header(s, hdr + 12);
+    r = qc_plan_write(&s->rp->plan, 48, hdr, s->snap_header ? 24 : 12,
+                      QC_EV_REFBLOCK_ALLOC_SWITCH_TABLE, "header: switch to the new refcount "
+                      "table%s", s->snap_header ? " and the repaired snapshot table" : "");
     if (r == 0)
         r = qc_plan_flush(&s->rp->plan);
     return r;
@@ -1056,6 +1071,48 @@ static int grow_for_refblock(struct rep *s, uint64_t off)
     return 0;
 }
 
+/* --- a bitmaps extension without its autoclear bit ------------------------------ */
+
+/* A program without bitmap support changed the image: QEMU ignores the
+ * extension (its clusters count as leaks) and drops it on a read-write
+ * open.  The header loses it first, so that freeing the clusters never
+ * leaves an extension naming freed clusters. */
+static int plan_drop_bitmaps(struct rep *s)
+{
+    struct qc_check *c = s->c;
+    struct qc_edit e;
+    bool found = false;
+    size_t n;
+    int r;
+
+    for (size_t i = 0; i < c->img.problems.n; i++)
+        if (c->img.problems.v[i].kind == QC_P_BITMAPS_WITHOUT_AUTOCLEAR)
+            found = true;
+    if (!found)
+        return 0;
+    if ((r = qc_edit_init(&e, &c->img)) < 0) {
+        qc_edit_free(&e);
+        return r == QC_E_NOMEM ? r : 0;
+    }
+    n = qc_edit_del_ext(&e, QC_EXT_BITMAPS);
+    if (n && qc_edit_plan(&e) == 0 && e.end > e.first) {
+        r = qc_plan_write(&s->rp->plan, e.first, e.after + e.first, (size_t)(e.end - e.first),
+                          QC_EV_HEADER_UPDATE, "header: drop the bitmaps extension (autoclear "
+                          "bit 0 clear: the bitmaps are stale)");
+        if (r == 0)
+            r = qc_plan_flush(&s->rp->plan);
+        if (r == 0)
+            r = note(s, "bitmaps extension dropped: autoclear bit 0 (bitmaps) is clear, so a "
+                     "program without bitmap support changed the image and its bitmaps are "
+                     "stale; QEMU drops the extension when it opens the image for writing, and "
+                     "the bitmaps' clusters are freed as leaks");
+    } else {
+        r = 0;
+    }
+    qc_edit_free(&e);
+    return r;
+}
+
 /* --- the whole repair run -------------------------------------------------------- */
 
 static bool refblock_kind(enum qc_problem_kind k)
@@ -1079,12 +1136,209 @@ static int add_chg(struct rep *s, uint64_t k, uint64_t from, uint64_t to)
     return 0;
 }
 
+/* --- the snapshot table (check_fix_snapshot_table with -r all) ------------------ */
+
+static int note(struct rep *s, const char *fmt, ...)
+{
+    struct qc_repair *rp = s->rp;
+    char **v, *line = NULL;
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vasprintf(&line, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return QC_E_NOMEM;
+    v = realloc(rp->notes, (rp->nnotes + 1) * sizeof *v);
+    if (!v) {
+        free(line);
+        return QC_E_NOMEM;
+    }
+    rp->notes = v;
+    v[rp->nnotes++] = line;
+    return 0;
+}
+
+/* Says which entries change and why; marks them damaged. */
+static int snapshot_notes(struct rep *s)
+{
+    const struct qc_check *c = s->c;
+    const struct qc_snapshot_table *t = &c->snaps;
+    struct qc_repair *rp = s->rp;
+    int r = 0;
+
+    if (t->n && !(rp->snapshot_damaged = calloc(t->n, sizeof *rp->snapshot_damaged)))
+        return QC_E_NOMEM;
+    rp->nsnapshot_damaged = t->n;
+    if (c->snaps_overhang)
+        r = note(s, "snapshot table: %u entries past the limit of 65536 snapshots discarded "
+                 "(QEMU cannot hold them)", c->snaps_overhang);
+    for (size_t i = 0; i < t->ndrops && r == 0; i++) {
+        uint32_t k = t->drops[i].index;
+        if (k < t->n) {
+            rp->snapshot_damaged[k] = true;
+            r = note(s, "snapshot table entry %u (ID '%s', name '%s'): damaged: %u bytes of extra "
+                     "data (at most 1024 allowed); cut to its first 1024 bytes", k, t->v[k].id_str,
+                     t->v[k].name, t->drops[i].size);
+        } else {
+            r = note(s, "snapshot table entry %u: damaged: %u bytes of extra data (at most 1024 "
+                     "allowed)", k, t->drops[i].size);
+        }
+    }
+    if (r == 0 && t->discarded)
+        r = note(s, "snapshot table entries %zu..%zu discarded: entry %zu ends past the 64 MiB a "
+                 "snapshot table may take (its sizes are damaged), so it and the entries after it "
+                 "cannot be located", t->n, t->n + t->discarded - 1, t->n);
+    if (c->img.hdr.version >= 3)
+        for (size_t i = 0; i < t->n && r == 0; i++)
+            if (t->v[i].extra_data_size < 16) {
+                rp->snapshot_damaged[i] = true;
+                r = note(s, "snapshot table entry %zu (ID '%s', name '%s'): damaged: only %u bytes "
+                         "of extra data (16 required); rewritten with the known fields filled in",
+                         i, t->v[i].id_str, t->v[i].name, t->v[i].extra_data_size);
+            }
+    return r;
+}
+
+static int set_chg(struct rep *s, uint64_t k, uint64_t disk, uint64_t to)
+{
+    for (size_t i = 0; i < s->nchg; i++)
+        if (s->chg[i].k == k) {
+            s->chg[i].to = to;
+            return 0;
+        }
+    return add_chg(s, k, disk, to);
+}
+
+/* The serialized table, sized in clusters. */
+static int snapshot_bytes(struct rep *s)
+{
+    struct qc_check *c = s->c;
+    int r = qc_snapshot_table_serialize_qemu(&c->snaps, c->disk_len, &s->snap_buf, &s->snap_len);
+
+    if (r == -EFBIG) {
+        emit(s, 0, "ERROR failed to update snapshot table: %s", strerror(EFBIG));
+        s->rp->check_errors++;
+        s->rp->status = QC_REPAIR_FAILED;
+        s->rp->error = -EFBIG;
+        return 1;
+    }
+    if (r < 0)
+        return QC_E_NOMEM;
+    s->snap_clusters = (s->snap_len + s->c->cs - 1) >> s->c->cb;
+    return 0;
+}
+
+/* In-place repair: the first run of clusters nothing references, that no
+ * old structure names, whose refcount is 0 once the plan is done and whose
+ * refcount block exists. */
+static int snapshot_place_inplace(struct rep *s)
+{
+    struct qc_check *c = s->c;
+    uint64_t rbb = c->disk.rb_bits, limit = (uint64_t)c->disk.nstored << rbb;
+    uint64_t run = 0, start = 0, off;
+
+    for (uint64_t k = 0; k < limit && run < s->snap_clusters;) {
+        uint64_t e = excluded_until(s, k), v;
+        if (e != k) {
+            run = 0;
+            k = e;
+            continue;
+        }
+        if (qc_refcount_disk_block_state(&c->disk, k >> rbb, &off) != QC_RB_PRESENT) {
+            run = 0;
+            k = ((k >> rbb) + 1) << rbb;
+            continue;
+        }
+        if ((k < c->imrt.size && qc_imrt_get(&c->imrt, k)) || final_refcount(s, k, &v) < 0 || v) {
+            run = 0;
+            k++;
+            continue;
+        }
+        if (!run)
+            start = k;
+        run++;
+        k++;
+    }
+    if (run < s->snap_clusters) {
+        emit(s, 0, "ERROR failed to update snapshot table: %s", strerror(ENOSPC));
+        s->rp->check_errors++;
+        s->rp->status = QC_REPAIR_FAILED;
+        s->rp->error = -ENOSPC;
+        return 1;
+    }
+    s->snap_first = start;
+    for (uint64_t i = 0; i < s->snap_clusters; i++) {
+        uint64_t disk = 0;
+        if (qc_refcount_disk_get(&c->disk, start + i, &disk) < 0)
+            disk = 0;
+        if (set_chg(s, start + i, disk, 1) < 0)
+            return QC_E_NOMEM;
+    }
+    return 0;
+}
+
+/* QEMU frees the old table after the switch; a cluster of it already at 0
+ * makes the whole free fail (and nothing is freed). */
+static int snapshot_free_old(struct rep *s, bool rebuilt)
+{
+    struct qc_check *c = s->c;
+    uint64_t off = c->snaps.offset, size = c->snaps.size, a, b, v;
+
+    if (!size)
+        return 0;
+    a = off >> c->cb;
+    b = (off + size - 1) >> c->cb;
+    for (uint64_t k = a; k <= b; k++)
+        if (final_refcount(s, k, &v) < 0 || v == 0) {
+            s->snap_free_failed = true;
+            return 0;
+        }
+    for (uint64_t k = a; k <= b; k++) {
+        if (rebuilt) {
+            imrt_dec(&s->final, k);
+        } else {
+            uint64_t disk = 0;
+            final_refcount(s, k, &v);
+            if (qc_refcount_disk_get(&c->disk, k, &disk) < 0)
+                disk = 0;
+            if (set_chg(s, k, disk, v - 1) < 0)
+                return QC_E_NOMEM;
+        }
+    }
+    if (!rebuilt && s->nchg)
+        qsort(s->chg, s->nchg, sizeof *s->chg, chg_cmp);
+    return 0;
+}
+
+static int plan_snapshot_table(struct rep *s)
+{
+    if (!s->snap_rewrite || !s->snap_len)
+        return 0;
+    return qc_plan_write(&s->rp->plan, s->snap_first << s->c->cb, s->snap_buf, (size_t)s->snap_len,
+                         QC_EV_HEADER_UPDATE, "new snapshot table (%zu entr%s, %" PRIu64
+                         " bytes)", s->c->snaps.n, s->c->snaps.n == 1 ? "y" : "ies", s->snap_len);
+}
+
+/* Header bytes 60..71: snapshot count and table offset. */
+static void snapshot_header(const struct rep *s, uint8_t *out)
+{
+    const struct qc_check *c = s->c;
+    uint64_t off = c->img.hdr.snapshots_offset;
+
+    if (s->snap_rewrite)
+        off = s->snap_len ? s->snap_first << c->cb : 0;
+    qc_put_be32(out, (uint32_t)c->snaps.n);
+    qc_put_be64(out + 4, off);
+}
+
 static int run(struct rep *s)
 {
     struct qc_repair *rp = s->rp;
     struct qc_check *c = s->c;
     struct cmp m = { 0 };
-    int64_t calc_corr = 0, calc_err = 0, snap_corr = 0, snap_fixed = 0;
+    int64_t calc_corr = 0, calc_err = 0, snap_corr = 0, snap_fixed = 0, snap_table = 0;
     int64_t cmp_corr = 0, cmp_leaks = 0, cmp_err = 0, refblock_corr = 0;
     int64_t corr = 0, leaks = 0, errs = 0, cfixed = 0, lfixed = 0;
     bool refblock_rebuild = false, outside_failed = false, repair_oflag;
@@ -1092,6 +1346,8 @@ static int run(struct rep *s)
 
     s->nb0 = c->imrt.size;
     if (s->all && (r = prealloc_fixes(s)) < 0)
+        return r;
+    if ((r = plan_drop_bitmaps(s)) < 0)
         return r;
 
     /* snapshot table read and reference counting: QEMU's lines, with the
@@ -1111,7 +1367,17 @@ static int run(struct rep *s)
         }
         switch (e->kind) {
         case QC_P_SNAPSHOT_INCOMPLETE:
+        case QC_P_SNAPSHOT_EXTRA_TOO_LARGE:
             snap_corr++;
+            snap_table++;
+            replay(s, e, cev_line(s, e));
+            continue;
+        case QC_P_SNAPSHOT_OVERHANG:
+        case QC_P_SNAPSHOT_TABLE_TOO_BIG:
+            /* fixed at once: the header's count goes down */
+            snap_corr += e->kind == QC_P_SNAPSHOT_OVERHANG ? c->snaps_overhang : c->snaps.discarded;
+            snap_fixed += e->kind == QC_P_SNAPSHOT_OVERHANG ? c->snaps_overhang : c->snaps.discarded;
+            s->snap_header = true;
             replay(s, e, cev_line(s, e));
             continue;
         case QC_P_L2_UNALIGNED:
@@ -1159,6 +1425,18 @@ static int run(struct rep *s)
                        (r = qc_plan_flush(&rp->plan)) < 0))
         return r;
 
+    if (s->all && snap_table) {
+        s->snap_rewrite = s->snap_header = true;
+        snap_fixed += snap_table;
+        rp->snapshot_table_rewritten = true;
+        if ((r = snapshot_bytes(s)) != 0)
+            return r < 0 ? r : 0;
+    }
+    rp->snapshot_header_changed = s->snap_header;
+    rp->snapshots_after = (uint32_t)c->snaps.n;
+    if (s->snap_header && (r = snapshot_notes(s)) < 0)
+        return r;
+
     /* the first comparison */
     if ((r = compare(s, &m)) < 0)
         goto out;
@@ -1194,13 +1472,24 @@ static int run(struct rep *s)
             goto out;
         }
         emit(s, 0, "Rebuilding refcount structure");
-        if ((r = collect_exclusions(s)) < 0 || (r = rebuild(s)) < 0 || (r = final_counts(s)) < 0)
+        if ((r = collect_exclusions(s)) < 0)
+            goto out;
+        if (s->snap_rewrite && s->snap_clusters) {
+            /* the new snapshot table takes its clusters before the new refcount
+             * blocks are laid out, so that they count it */
+            uint64_t ff = 0;
+            if ((r = alloc_clusters(s, s->snap_clusters, &ff, &s->snap_first)) < 0)
+                goto out;
+        }
+        if ((r = rebuild(s)) < 0 || (r = final_counts(s)) < 0)
             goto out;
         /* QEMU counts again on the new structure: the walk's lines again */
         for (size_t i = 0; i < s->cap.n; i++) {
             const struct cev *e = &s->cap.v[i];
             if (e->phase != PH_CALC || e->drop || refblock_kind(e->kind) ||
                 e->kind == QC_P_SNAPSHOT_INCOMPLETE || e->kind == QC_P_SNAPSHOT_TABLE_INVALID ||
+                e->kind == QC_P_SNAPSHOT_OVERHANG || e->kind == QC_P_SNAPSHOT_EXTRA_TOO_LARGE ||
+                e->kind == QC_P_SNAPSHOT_TABLE_TOO_BIG ||
                 (e->kind == QC_P_BEYOND_EOF && e->offset == c->disk.table_offset) ||
                 (e->kind == QC_P_L2_UNALIGNED && find_efix(s, e->offset)) ||
                 (e->kind == QC_P_QEMU_REPORT && starts(cev_line(s, e), "You can force")))
@@ -1225,6 +1514,8 @@ static int run(struct rep *s)
         errs = calc_err + cmp_err;
         cfixed += old_corr - corr;
         lfixed += old_leaks;
+        if (s->snap_rewrite && (r = snapshot_free_old(s, true)) < 0)
+            goto out;
         if ((r = plan_rebuild_writes(s)) < 0)
             goto out;
     } else {
@@ -1245,9 +1536,33 @@ static int run(struct rep *s)
             leaks += cmp_leaks;
             errs += cmp_err;
         }
-        /* raised refcounts first, lowered ones after (crash: leaks at worst) */
-        if ((r = plan_inplace(s, true)) < 0 || (r = qc_plan_flush(&rp->plan)) < 0 ||
-            (r = plan_inplace(s, false)) < 0 || (r = qc_plan_flush(&rp->plan)) < 0)
+        if (s->snap_rewrite && !rp->rebuild) {
+            if ((r = collect_exclusions(s)) < 0)
+                goto out;
+            if (s->snap_clusters && (r = snapshot_place_inplace(s)) != 0) {
+                r = r < 0 ? r : 0;
+                goto out;
+            }
+            if (s->nchg)
+                qsort(s->chg, s->nchg, sizeof *s->chg, chg_cmp);
+            if ((r = snapshot_free_old(s, false)) < 0)
+                goto out;
+        }
+        /* a new snapshot table and raised refcounts first; the header switch;
+         * lowered ones after (crash: leaks at worst) */
+        if ((r = plan_snapshot_table(s)) < 0 || (r = plan_inplace(s, true)) < 0 ||
+            (r = qc_plan_flush(&rp->plan)) < 0)
+            goto out;
+        if (s->snap_header) {
+            uint8_t hdr[12];
+            snapshot_header(s, hdr);
+            if ((r = qc_plan_write(&rp->plan, 60, hdr, 12, QC_EV_HEADER_UPDATE, "header: %s",
+                                   s->snap_rewrite ? "switch to the repaired snapshot table"
+                                                   : "snapshot count")) < 0 ||
+                (r = qc_plan_flush(&rp->plan)) < 0)
+                goto out;
+        }
+        if ((r = plan_inplace(s, false)) < 0 || (r = qc_plan_flush(&rp->plan)) < 0)
             goto out;
     }
 
@@ -1261,6 +1576,8 @@ static int run(struct rep *s)
     repair_oflag = s->all || (corr == 0 && leaks == 0 && errs == 0);
     if ((r = oflag_pass(s, repair_oflag, &corr, &cfixed)) < 0 || rp->status != QC_REPAIR_PLANNED)
         goto out;
+    if (s->snap_free_failed)
+        emit(s, 0, "qcow2_free_clusters failed: %s", strerror(EINVAL));
     if ((r = qc_plan_flush(&rp->plan)) < 0)
         goto out;
 
@@ -1293,6 +1610,7 @@ int qc_repair_plan(const char *path, const struct qc_repair_opts *opts, struct q
     co.sink = capture_sink;
     co.opaque = &s.cap;
     co.collect_fixes = true;
+    co.repair_snapshots = s.all;
     r = qc_check_image(path, &co, &rp->check, &rp->ctx);
     if (r == 0 && s.cap.oom)
         r = QC_E_NOMEM;
@@ -1318,6 +1636,7 @@ out:
     free(s.new_rt);
     free(s.abandoned);
     free(s.grown_blocks);
+    free(s.snap_buf);
     if (s.final_ready)
         qc_imrt_free(&s.final);
     return r;
@@ -1326,6 +1645,13 @@ out:
 void qc_repair_free(struct qc_repair *rp)
 {
     qc_plan_free(&rp->plan);
+    for (size_t i = 0; i < rp->nnotes; i++)
+        free(rp->notes[i]);
+    free(rp->notes);
+    rp->notes = NULL;
+    rp->nnotes = 0;
+    free(rp->snapshot_damaged);
+    rp->snapshot_damaged = NULL;
     qc_check_free(rp->ctx);
     rp->ctx = NULL;
     qc_check_result_free(&rp->check);

@@ -63,6 +63,13 @@ struct qc_repair {
     uint64_t clear_incompat, clear_autoclear;
     /* snapshot table rewritten (entries damaged themselves) */
     bool snapshot_table_rewritten;
+    bool snapshot_header_changed;    /* count and/or table offset rewritten */
+    uint32_t snapshots_after;        /* entries the table holds after the repair */
+    bool *snapshot_damaged;          /* per entry of the repairing read: changed because damaged */
+    size_t nsnapshot_damaged;
+    /* what the repair changes beyond QEMU's lines and why (one line each) */
+    char **notes;
+    size_t nnotes;
 };
 
 /* Checks PATH and plans its repair.  Returns 0 (see RP->status) or a

@@ -99,6 +99,7 @@ void qc_snapshot_table_free(struct qc_snapshot_table *t)
         free(t->v[i].name);
     }
     free(t->v);
+    free(t->drops);
     memset(t, 0, sizeof *t);
 }
 
@@ -148,8 +149,8 @@ static char *io_message(const char *what, int e)
     return s;
 }
 
-int qc_snapshot_table_read_qemu(struct qc_file *f, uint64_t offset, uint32_t nb,
-                                struct qc_snapshot_table *t, char **err, char **hint)
+static int read_qemu(struct qc_file *f, uint64_t offset, uint32_t nb, bool repair,
+                     struct qc_snapshot_table *t, char **err, char **hint)
 {
     struct qc_reader rd;
     uint64_t pos = offset, table_length = 0;
@@ -170,6 +171,7 @@ int qc_snapshot_table_read_qemu(struct qc_file *f, uint64_t offset, uint32_t nb,
     for (uint32_t i = 0; i < nb; i++) {
         struct qc_snapshot *s = &t->v[i];
         uint8_t h[QC_SNAPSHOT_ENTRY_FIXED], extra[24];
+        uint64_t start = pos, skip = 0;
         size_t known;
 
         table_length = (table_length + 7) & ~7ull;
@@ -191,7 +193,17 @@ int qc_snapshot_table_read_qemu(struct qc_file *f, uint64_t offset, uint32_t nb,
         s->extra_data_size = qc_be32(h + 36);
         t->n = i + 1;
 
-        if (s->extra_data_size > QC_SNAPSHOT_MAX_EXTRA) {
+        if (s->extra_data_size > QC_SNAPSHOT_MAX_EXTRA && repair) {
+            struct qc_snapshot_drop *d = realloc(t->drops, (t->ndrops + 1) * sizeof *d);
+            if (!d) {
+                e = -ENOMEM;
+                goto out;
+            }
+            t->drops = d;
+            d[t->ndrops++] = (struct qc_snapshot_drop){ i, s->extra_data_size };
+            skip = s->extra_data_size - QC_SNAPSHOT_MAX_EXTRA;
+            s->extra_data_size = QC_SNAPSHOT_MAX_EXTRA;
+        } else if (s->extra_data_size > QC_SNAPSHOT_MAX_EXTRA) {
             e = -EFBIG;
             *err = strdup_printf("Too much extra metadata in snapshot table entry %u", i, 0);
             *hint = strdup("You can force-remove this extra metadata with qemu-img check -r all");
@@ -229,6 +241,7 @@ int qc_snapshot_table_read_qemu(struct qc_file *f, uint64_t offset, uint32_t nb,
             }
             pos += unknown;
         }
+        pos += skip;
         s->id_str = malloc((size_t)s->id_str_size + 1);
         s->name = malloc((size_t)s->name_size + 1);
         if (!s->id_str || !s->name) {
@@ -251,6 +264,17 @@ int qc_snapshot_table_read_qemu(struct qc_file *f, uint64_t offset, uint32_t nb,
 
         table_length += QC_SNAPSHOT_ENTRY_FIXED + (uint64_t)s->extra_data_size +
                         s->id_str_size + s->name_size;
+        if ((table_length > QC_SNAPSHOT_TABLE_MAX || pos - offset > 0x7fffffffull) && repair) {
+            /* this entry and the ones after it go */
+            free(s->extra);
+            free(s->id_str);
+            free(s->name);
+            memset(s, 0, sizeof *s);
+            t->n = i;
+            t->discarded = nb - i;
+            pos = start;
+            break;
+        }
         if (table_length > QC_SNAPSHOT_TABLE_MAX || pos - offset > 0x7fffffffull) {
             e = -EFBIG;
             *err = strdup("Snapshot table is too big");
@@ -265,4 +289,73 @@ out:
     if (e < 0 && !*err && e != -ENOMEM)
         *err = io_message("Failed to read snapshot table", e);
     return e;
+}
+
+int qc_snapshot_table_read_qemu(struct qc_file *f, uint64_t offset, uint32_t nb,
+                                struct qc_snapshot_table *t, char **err, char **hint)
+{
+    return read_qemu(f, offset, nb, false, t, err, hint);
+}
+
+int qc_snapshot_table_read_qemu_repair(struct qc_file *f, uint64_t offset, uint32_t nb,
+                                       struct qc_snapshot_table *t, char **err, char **hint)
+{
+    return read_qemu(f, offset, nb, true, t, err, hint);
+}
+
+int qc_snapshot_table_serialize_qemu(const struct qc_snapshot_table *t, uint64_t disk_size,
+                                     uint8_t **out, uint64_t *len)
+{
+    uint64_t n = 0;
+    uint8_t *buf, *p;
+
+    *out = NULL;
+    *len = 0;
+    for (size_t i = 0; i < t->n; i++) {
+        const struct qc_snapshot *s = &t->v[i];
+        n = (n + 7) & ~7ull;
+        n += QC_SNAPSHOT_ENTRY_FIXED + (s->extra_data_size > 24 ? s->extra_data_size : 24) +
+             strlen(s->id_str) + strlen(s->name);
+        if (n > QC_SNAPSHOT_TABLE_MAX)
+            return -EFBIG;
+    }
+    if (!n)
+        return 0;
+    if (!(buf = calloc(1, (size_t)n)))
+        return -ENOMEM;
+    p = buf;
+    for (size_t i = 0; i < t->n; i++) {
+        const struct qc_snapshot *s = &t->v[i];
+        uint64_t vm = s->has_vm_state_size_large ? s->vm_state_size_large : s->vm_state_size;
+        uint32_t extra = s->extra_data_size > 24 ? s->extra_data_size : 24;
+        size_t ids = strlen(s->id_str), names = strlen(s->name);
+
+        p = buf + (((size_t)(p - buf) + 7) & ~(size_t)7);
+        qc_put_be64(p, s->l1_table_offset);
+        qc_put_be32(p + 8, s->l1_size);
+        qc_put_be16(p + 12, (uint16_t)ids);
+        qc_put_be16(p + 14, (uint16_t)names);
+        qc_put_be32(p + 16, s->date_sec);
+        qc_put_be32(p + 20, s->date_nsec);
+        qc_put_be64(p + 24, s->vm_clock_nsec);
+        /* a VM state too large for the old field reads as a disk-only snapshot */
+        qc_put_be32(p + 32, vm <= 0xffffffffu ? (uint32_t)vm : 0);
+        qc_put_be32(p + 36, extra);
+        p += QC_SNAPSHOT_ENTRY_FIXED;
+        qc_put_be64(p, vm);
+        qc_put_be64(p + 8, s->has_disk_size ? s->disk_size : disk_size);
+        qc_put_be64(p + 16, s->has_icount ? s->icount : UINT64_MAX);
+        p += 24;
+        if (s->extra_data_size > 24) {
+            memcpy(p, s->extra + 24, s->extra_data_size - 24);
+            p += s->extra_data_size - 24;
+        }
+        memcpy(p, s->id_str, ids);
+        p += ids;
+        memcpy(p, s->name, names);
+        p += names;
+    }
+    *out = buf;
+    *len = n;
+    return 0;
 }

@@ -40,6 +40,12 @@ struct qc_snapshot_table {
     uint64_t size;             /* bytes the parsed entries take */
     bool truncated;            /* an entry ran past the bytes given */
     size_t too_much_extra;     /* index+1 of the first entry with extra > 1024, or 0 */
+    /* a repairing read (qc_snapshot_table_read_qemu_repair): */
+    struct qc_snapshot_drop {
+        uint32_t index, size;  /* entry whose extra data was cut to 1024 bytes, old size */
+    } *drops;
+    size_t ndrops;
+    uint32_t discarded;        /* entries dropped from the end: the table grew too big */
 };
 
 /* Parses NB entries from BUF[0..LEN) (the bytes at OFFSET).  Entries whose
@@ -58,6 +64,21 @@ void qc_snapshot_table_free(struct qc_snapshot_table *t);
 struct qc_file;
 int qc_snapshot_table_read_qemu(struct qc_file *f, uint64_t offset, uint32_t nb,
                                 struct qc_snapshot_table *t, char **err, char **hint);
+
+/* The same read as qemu-img check -r all does it: extra data above 1024
+ * bytes is cut to its first 1024 bytes (the entry's full size is still
+ * skipped; T->drops lists each), and when the table grows too big the
+ * entries from that one on are discarded (T->discarded) instead of failing. */
+int qc_snapshot_table_read_qemu_repair(struct qc_file *f, uint64_t offset, uint32_t nb,
+                                       struct qc_snapshot_table *t, char **err, char **hint);
+
+/* The table as QEMU writes it back (qcow2_write_snapshots): every entry
+ * with at least the 24 known bytes of extra data (missing fields: the
+ * 32-bit VM state size, DISK_SIZE, no icount), ID and name cut at their
+ * first NUL.  *OUT (malloc'ed, *LEN bytes; NULL for an empty table).
+ * Returns -EFBIG when the result exceeds 64 MiB. */
+int qc_snapshot_table_serialize_qemu(const struct qc_snapshot_table *t, uint64_t disk_size,
+                                     uint8_t **out, uint64_t *len);
 
 /* Serializes entry S (with the extra data it has) into OUT (capacity
  * qc_snapshot_entry_size(S)); returns bytes written. */

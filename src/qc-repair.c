@@ -84,15 +84,24 @@ struct keep {
     uint64_t bmdir_off, bmdir_len;
 };
 
-static void keep_read(struct keep *k, struct qc_file *f, uint64_t bm_off, uint64_t bm_len)
+/* REPAIRING: read the table as the repair did (what it cannot hold is
+ * discarded rather than refused). */
+static void keep_read(struct keep *k, struct qc_file *f, uint64_t bm_off, uint64_t bm_len,
+                      bool repairing)
 {
     uint8_t h[72];
     char *err = NULL, *hint = NULL;
 
     memset(k, 0, sizeof *k);
-    if (qc_file_read_padded(f, 0, h, sizeof h) >= 0 && qc_be32(h + 60) <= QC_SNAPSHOT_MAX)
+    if (qc_file_read_padded(f, 0, h, sizeof h) >= 0 && repairing) {
+        uint32_t nb = qc_be32(h + 60);
+        k->snaps_ok = qc_snapshot_table_read_qemu_repair(f, qc_be64(h + 64),
+                                                         nb > QC_SNAPSHOT_MAX ? QC_SNAPSHOT_MAX : nb,
+                                                         &k->snaps, &err, &hint) == 0;
+    } else if (qc_file_read_padded(f, 0, h, sizeof h) >= 0 && qc_be32(h + 60) <= QC_SNAPSHOT_MAX) {
         k->snaps_ok = qc_snapshot_table_read_qemu(f, qc_be64(h + 64), qc_be32(h + 60), &k->snaps,
                                                   &err, &hint) == 0;
+    }
     free(err);
     free(hint);
     if (bm_len && bm_len <= (64u << 20) && (k->bmdir = malloc((size_t)bm_len)) &&
@@ -110,19 +119,25 @@ static void keep_free(struct keep *k)
     free(k->bmdir);
 }
 
-/* Says which snapshot or bitmap changed; returns the number of changes. */
-static int keep_compare(const struct keep *a, const struct keep *b, bool table_rewritten)
+/* Says which snapshot or bitmap changed that the repair did not mean to
+ * change (RP names the damaged entries it rewrote or dropped); returns the
+ * number of such changes. */
+static int keep_compare(const struct keep *a, const struct keep *b, const struct qc_repair *rp)
 {
+    bool table_rewritten = rp->snapshot_table_rewritten;
+    size_t expect = rp->snapshot_header_changed ? rp->snapshots_after : a->snaps.n;
     int n = 0;
 
     if (a->snaps_ok && b->snaps_ok) {
-        if (a->snaps.n != b->snaps.n) {
+        if (expect != b->snaps.n) {
             fprintf(stderr, PROG ": the snapshot table lists %zu snapshots instead of %zu\n",
                     b->snaps.n, a->snaps.n);
             n++;
         }
         for (size_t i = 0; i < a->snaps.n && i < b->snaps.n; i++) {
             const struct qc_snapshot *x = &a->snaps.v[i], *y = &b->snaps.v[i];
+            if (i < rp->nsnapshot_damaged && rp->snapshot_damaged[i])
+                continue;    /* said so in a note */
             if (strcmp(x->id_str, y->id_str) || strcmp(x->name, y->name) ||
                 x->l1_table_offset != y->l1_table_offset || x->l1_size != y->l1_size ||
                 x->date_sec != y->date_sec || x->date_nsec != y->date_nsec ||
@@ -203,6 +218,14 @@ static int check_failed(const struct qc_check_result *r)
     return qc_check_exit_code(r);
 }
 
+/* What the repair changed beyond QEMU's lines, and why. */
+static void print_notes(const struct qc_repair *rp)
+{
+    for (size_t i = 0; i < rp->nnotes; i++)
+        fprintf(stderr, PROG ": %s\n", rp->notes[i]);
+    fflush(stderr);
+}
+
 static void dry_run_output(const char *image, const struct qc_repair *rp, bool json)
 {
     if (json) {
@@ -269,6 +292,7 @@ static int repair(const char *image, enum qc_repair_mode mode, bool dry_run, con
     }
     fflush(stderr);
     if (dry_run) {
+        print_notes(&rp);
         dry_run_output(image, &rp, json);
         rc = qc_check_exit_code(&rp.check);
         goto out;
@@ -283,15 +307,16 @@ static int repair(const char *image, enum qc_repair_mode mode, bool dry_run, con
         }
     }
     keep_read(&before, rp.ctx->f, rp.ctx->bm_dir_offset,
-              rp.ctx->nb_bitmaps ? rp.ctx->bm_dir_size : 0);
+              rp.ctx->nb_bitmaps ? rp.ctx->bm_dir_size : 0, rp.snapshot_header_changed);
     if ((r = qc_plan_execute(&rp.plan, &f)) < 0) {
         fprintf(stderr, PROG ": %s: writing failed: %s\n", image, qc_strerror(r));
         keep_free(&before);
         rc = 1;
         goto out;
     }
-    keep_read(&after, &f, before.bmdir_off, before.bmdir_len);
-    keep_compare(&before, &after, rp.snapshot_table_rewritten);
+    keep_read(&after, &f, before.bmdir_off, before.bmdir_len, false);
+    print_notes(&rp);
+    keep_compare(&before, &after, &rp);
     keep_free(&before);
     keep_free(&after);
 
