@@ -112,6 +112,31 @@ int qc_plan_flush(struct qc_plan *p)
     return 0;
 }
 
+void qc_plan_overlay(const struct qc_plan *p, uint64_t off, void *buf, size_t len)
+{
+    uint64_t end = off + len;
+
+    for (size_t i = 0; i < p->n; i++) {
+        const struct qc_plan_step *s = &p->v[i];
+        uint64_t a, b;
+        if (s->op != QC_PLAN_WRITE || s->off >= end || s->off + s->len <= off)
+            continue;
+        a = s->off > off ? s->off : off;
+        b = s->off + s->len < end ? s->off + s->len : end;
+        memcpy((uint8_t *)buf + (a - off), s->data + (a - s->off), (size_t)(b - a));
+    }
+}
+
+int qc_plan_read(const struct qc_plan *p, struct qc_file *f, uint64_t off, void *buf, size_t len)
+{
+    int r = qc_file_read_qemu(f, off, buf, len);
+
+    if (r < 0)
+        return r;
+    qc_plan_overlay(p, off, buf, len);
+    return 0;
+}
+
 size_t qc_plan_nwrites(const struct qc_plan *p)
 {
     size_t n = 0;

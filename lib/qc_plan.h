@@ -56,6 +56,14 @@ int qc_plan_grow(struct qc_plan *p, uint64_t size, const char *fmt, ...)
 /* A flush, unless the plan is empty or already ends with one. */
 int qc_plan_flush(struct qc_plan *p);
 
+/* Copies into BUF what the plan's writes so far put in [OFF, OFF+LEN),
+ * in plan order, over what BUF holds (the file's bytes): the content a
+ * later step must start from so that it never writes back bytes an
+ * earlier step changed. */
+void qc_plan_overlay(const struct qc_plan *p, uint64_t off, void *buf, size_t len);
+/* QEMU's read of F (qc_file_read_qemu) with the plan's writes so far on top. */
+int qc_plan_read(const struct qc_plan *p, struct qc_file *f, uint64_t off, void *buf, size_t len);
+
 /* Number of writes (and growths) in the plan. */
 size_t qc_plan_nwrites(const struct qc_plan *p);
 

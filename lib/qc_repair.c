@@ -755,7 +755,10 @@ static int refblock_bytes(unsigned order, uint64_t i, uint64_t *byte, uint64_t *
 }
 
 /* In-place refcount writes for the changes RAISE (or lower): one write per
- * refcount block, spanning the entries that change. */
+ * refcount block, spanning the entries that change.  The block is read
+ * through the plan: the span of the lowering pass can cover entries the
+ * raising pass changed (and, below 8 bits, bytes share entries), and must
+ * carry their new values. */
 static int plan_inplace(struct rep *s, bool raise)
 {
     struct qc_check *c = s->c;
@@ -770,7 +773,7 @@ static int plan_inplace(struct rep *s, bool raise)
         uint64_t idx = s->chg[i].k >> rbb, off, lo = UINT64_MAX, hi = 0, n = 0;
         size_t j = i;
         if (qc_refcount_disk_block_state(&c->disk, idx, &off) != QC_RB_PRESENT ||
-            qc_file_read_qemu(c->f, off, blk, c->cs) < 0) {
+            qc_plan_read(&s->rp->plan, c->f, off, blk, c->cs) < 0) {
             r = -EIO;
             break;
         }
