@@ -120,12 +120,6 @@ struct entry_fix {
     uint8_t bytes[16];
 };
 
-/* An L2 table as the OFLAG_COPIED pass leaves it. */
-struct l2_copy {
-    uint64_t off;
-    uint8_t *t;
-};
-
 /* A refcount that changes in place. */
 struct rc_change {
     uint64_t k, from, to;
@@ -143,9 +137,6 @@ struct rep {
 
     struct entry_fix *efix;
     size_t nefix, efix_cap;
-
-    struct l2_copy *l2c;
-    size_t nl2c, l2c_cap;
 
     struct rc_change *chg;
     size_t nchg, chg_cap;
@@ -868,14 +859,6 @@ static int plan_rebuild_writes(struct rep *s)
 
 /* --- OFLAG_COPIED (check_oflag_copied with fixing) -------------------------------- */
 
-static struct l2_copy *find_l2c(struct rep *s, uint64_t off)
-{
-    for (size_t i = s->nl2c; i-- > 0;)
-        if (s->l2c[i].off == off)
-            return &s->l2c[i];
-    return NULL;
-}
-
 static int oflag_pass(struct rep *s, bool repair, int64_t *corr, int64_t *fixed)
 {
     struct qc_check *c = s->c;
@@ -897,7 +880,6 @@ static int oflag_pass(struct rep *s, bool repair, int64_t *corr, int64_t *fixed)
     }
     for (uint64_t i = 0; i < c->l1_size && r == 0; i++) {
         uint64_t e = l1[i], l2 = e & QC_L1E_OFFSET_MASK, v;
-        struct l2_copy *cp;
         uint64_t lo = UINT64_MAX, hi = 0;
 
         if (!l2)
@@ -918,18 +900,13 @@ static int oflag_pass(struct rep *s, bool repair, int64_t *corr, int64_t *fixed)
                 (*fixed)++;
             }
         }
-        if ((cp = find_l2c(s, l2))) {
-            memcpy(t, cp->t, c->cs);
-        } else {
-            if (qc_file_read_qemu(c->f, l2, t, c->cs) < 0) {
-                emit(s, 0, "ERROR: Could not read L2 table: %s", strerror(EIO));
-                s->rp->check_errors++;
-                r = -EIO;
-                break;
-            }
-            for (size_t j = 0; j < s->nefix; j++)
-                if (s->efix[j].at >= l2 && s->efix[j].at - l2 < c->cs)
-                    memcpy(t + (s->efix[j].at - l2), s->efix[j].bytes, c->l2_esize);
+        /* as the plan leaves it so far: the walk's entry fixes, and this
+         * pass's own changes when two L1 entries share the table */
+        if (qc_plan_read(&s->rp->plan, c->f, l2, t, c->cs) < 0) {
+            emit(s, 0, "ERROR: Could not read L2 table: %s", strerror(EIO));
+            s->rp->check_errors++;
+            r = -EIO;
+            break;
         }
         for (uint64_t j = 0; j < c->l2_entries; j++) {
             uint64_t f = qc_be64(t + j * c->l2_esize), d = f & QC_L2E_OFFSET_MASK;
@@ -974,28 +951,24 @@ static int oflag_pass(struct rep *s, bool repair, int64_t *corr, int64_t *fixed)
                 s->rp->error = -EIO;
                 break;
             }
-            if (!(cp = find_l2c(s, l2))) {
-                if (grow_array((void **)&s->l2c, &s->l2c_cap, s->nl2c, sizeof *s->l2c) < 0 ||
-                    !(s->l2c[s->nl2c].t = malloc(c->cs))) {
-                    r = QC_E_NOMEM;
-                    break;
-                }
-                cp = &s->l2c[s->nl2c++];
-                cp->off = l2;
-            }
-            memcpy(cp->t, t, c->cs);
             r = qc_plan_write(&s->rp->plan, l2 + lo, t + lo, (size_t)(hi - lo), QC_EV_L2_UPDATE,
                               "L2 table at 0x%" PRIx64 " (L1 index %" PRIu64 "): OFLAG_COPIED",
                               l2, i);
         }
     }
     if (r == 0 && l1_hi) {
-        uint8_t *buf = malloc((size_t)(l1_hi - l1_lo) * 8);
+        /* the entries between the changed ones as the plan leaves them */
+        size_t len = (size_t)(l1_hi - l1_lo) * 8;
+        uint8_t *buf = malloc(len);
         if (!buf) {
             r = QC_E_NOMEM;
+        } else if (qc_plan_read(&s->rp->plan, c->f, c->l1_offset + 8 * l1_lo, buf, len) < 0) {
+            free(buf);
+            r = -EIO;
         } else {
             for (uint64_t i = l1_lo; i < l1_hi; i++)
-                qc_put_be64(buf + 8 * (i - l1_lo), l1[i]);
+                if (l1[i] != (i < c->l1_stored ? c->l1[i] : 0))
+                    qc_put_be64(buf + 8 * (i - l1_lo), l1[i]);
             r = qc_plan_write(&s->rp->plan, c->l1_offset + 8 * l1_lo, buf,
                               (size_t)(l1_hi - l1_lo) * 8, QC_EV_L1_UPDATE,
                               "active L1 table: OFLAG_COPIED");
@@ -1632,9 +1605,6 @@ out:
     free(s.cap.text);
     free(s.excl);
     free(s.efix);
-    for (size_t i = 0; i < s.nl2c; i++)
-        free(s.l2c[i].t);
-    free(s.l2c);
     free(s.chg);
     free(s.new_rt);
     free(s.abandoned);
