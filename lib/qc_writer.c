@@ -341,7 +341,8 @@ void qc_w_free_state(struct qc_writer *w)
  * as in QEMU.  The header, L1 and refcount table are read again after. */
 static int qc_writer_repair_dirty(struct qc_writer *w, const char *path)
 {
-    struct qc_repair_opts ro = { QC_REPAIR_ALL, w->opt.repair_sink, w->opt.repair_opaque };
+    struct qc_repair_opts ro = { .mode = QC_REPAIR_ALL, .sink = w->opt.repair_sink,
+                                 .opaque = w->opt.repair_opaque };
     struct qc_repair rp;
     int r = qc_repair_plan(path, &ro, &rp);
 
