@@ -22,7 +22,19 @@
 
 #define PRINT QC_EVL_PRINTED
 
-/* --- the first check's lines, captured ------------------------------------------ */
+/* --- the first check's lines ------------------------------------------------------ *
+ *
+ * Only the walk's events (PH_CALC) are kept: the repair run prints them
+ * again, changed, after a rebuild, and derives fixes from them.  The
+ * comparison and the OFLAG_COPIED pass are not kept, however many lines
+ * they have: the repair computes both again on the corrected counts.
+ *
+ * What QEMU's repair run prints exactly as the check printed it goes to
+ * the sink at once: the walk's lines and the comparison's, as long as no
+ * walk event has come that -r all fixes on the spot (the counts change)
+ * or whose fix can stop the run before the comparison (the snapshot
+ * table).  Streaming stops there, or at the OFLAG_COPIED pass, whose
+ * lines the repair prints from its own pass. */
 
 enum phase {
     PH_CALC,      /* snapshot table read and reference counting */
@@ -38,6 +50,7 @@ struct cev {
     size_t line;              /* offset in the text arena */
     enum phase phase;
     bool drop;                /* QEMU's fixing run does not print it */
+    bool shown;               /* streamed to the sink as it came */
 };
 
 struct capture {
@@ -47,6 +60,12 @@ struct capture {
     size_t tlen, tcap;
     enum phase phase;
     bool oom;
+    const struct qc_repair_opts *o;
+    bool all;
+    bool stream;              /* events still go to the sink as they come */
+    enum phase stopped_in;    /* the phase in which streaming stopped */
+    uint64_t nseen;           /* events so far */
+    uint64_t nstreamed;       /* the first NSTREAMED events were streamed */
 };
 
 static bool starts(const char *s, const char *prefix)
@@ -70,10 +89,28 @@ static void capture_sink(void *opaque, const struct qc_check_event *ev)
     } else if (kind == QC_P_OFLAG_COPIED ||
                (kind == QC_P_CHECK_IO_ERROR && starts(ev->line, "ERROR: Could not read L2"))) {
         cp->phase = PH_OFLAG;
-    } else if (cp->phase == PH_COMPARE && ev->problem && ev->problem->severity == QC_SEV_INFO) {
-        /* our own findings after the comparison */
+    } else if (cp->phase == PH_COMPARE && ev->problem && ev->problem->severity == QC_SEV_INFO &&
+               kind != QC_P_METADATA_OVERLAP) {
+        /* our own findings after the comparison (an overlap can be found
+         * during it) */
         cp->phase = PH_OFLAG;
     }
+    cp->nseen++;
+    if (cp->stream &&
+        (cp->phase == PH_OFLAG ||
+         (cp->all && (kind == QC_P_REFBLOCK_OUTSIDE || kind == QC_P_SNAPSHOT_INCOMPLETE ||
+                      kind == QC_P_SNAPSHOT_EXTRA_TOO_LARGE ||
+                      (kind == QC_P_L2_UNALIGNED && strstr(ev->line, "Preallocated cluster")))))) {
+        cp->stream = false;
+        cp->stopped_in = cp->phase;
+    }
+    if (cp->stream) {
+        cp->nstreamed = cp->nseen;
+        if (cp->o->sink)
+            cp->o->sink(cp->o->opaque, ev);
+    }
+    if (cp->phase != PH_CALC)
+        return;
     if (cp->n == cp->cap) {
         size_t n = cp->cap ? cp->cap * 2 : 256;
         struct cev *v = realloc(cp->v, n * sizeof *v);
@@ -104,7 +141,22 @@ static void capture_sink(void *opaque, const struct qc_check_event *ev)
     e->line = cp->tlen;
     e->phase = cp->phase;
     e->drop = false;
+    e->shown = cp->stream;
     cp->tlen += l;
+}
+
+/* The lines of a check that failed after the walk, past those already
+ * streamed: the check again (it reads only), its events from there on. */
+struct resume {
+    const struct qc_repair_opts *o;
+    uint64_t skip, seen;
+};
+
+static void resume_sink(void *opaque, const struct qc_check_event *ev)
+{
+    struct resume *rs = opaque;
+    if (rs->seen++ >= rs->skip)
+        rs->o->sink(rs->o->opaque, ev);
 }
 
 /* --- the engine's state ----------------------------------------------------------- */
@@ -163,8 +215,11 @@ struct rep {
     uint64_t rt_first, rt_clusters;
     uint64_t *abandoned;       /* reftable allocations given up (cluster, count pairs) */
     size_t nab, ab_cap;
-    struct qc_imrt final;      /* refcounts after a rebuild */
-    bool final_ready;
+    /* refcounts after a rebuild: the check's IMRT, changed in place (it
+     * outlives the plan, whose new refcount blocks are made from it) */
+    struct qc_imrt *final;
+    struct rc_change *freed;   /* the clusters it lowers, with their counts before */
+    size_t nfreed, freed_cap;
 };
 
 static int grow_array(void **v, size_t *cap, size_t n, size_t size)
@@ -214,6 +269,13 @@ static void replay(struct rep *s, const struct cev *e, const char *line)
 static const char *cev_line(const struct rep *s, const struct cev *e)
 {
     return s->cap.text + e->line;
+}
+
+/* The walk's line in the repair run, unless it was streamed already. */
+static void replay_walk(struct rep *s, const struct cev *e)
+{
+    if (!e->shown)
+        replay(s, e, cev_line(s, e));
 }
 
 /* --- exclusions: clusters a new structure must not take ------------------------- */
@@ -416,28 +478,56 @@ static int prealloc_fixes(struct rep *s)
 
 /* --- the comparison, as QEMU's fixing run does it ---------------------------------- */
 
-struct mismatch {
-    uint64_t k, r1, r2;
-    bool unreadable;
+static int add_chg(struct rep *s, uint64_t k, uint64_t from, uint64_t to);
+
+/* One pass over the refcounts, with QEMU's handling of each mismatch by
+ * MODE; nothing is kept per cluster, a later pass compares again. */
+enum cmp_mode {
+    CMP_COUNT,      /* count only (the check printed the lines) */
+    CMP_PRINT,      /* count and print the lines of a run that fixes nothing */
+    CMP_FIX,        /* the fixing pass: its lines, counters and changes */
 };
 
 struct cmp {
-    struct mismatch *v;
-    size_t n, cap;
+    enum cmp_mode mode;
     bool zero_mismatch;        /* r1 == 0 < r2 somewhere: rebuild */
-    int64_t unreadable;
+    int64_t corr, leaks, unreadable;
+    /* CMP_FIX: the repair run's counters */
+    int64_t *rcorr, *rleaks, *rerrs, *cfixed, *lfixed;
 };
 
-static int cmp_add(struct cmp *m, uint64_t k, uint64_t r1, uint64_t r2, bool unreadable)
+static int mismatch(struct rep *s, struct cmp *m, uint64_t k, uint64_t r1, uint64_t r2,
+                    bool unreadable)
 {
-    if (grow_array((void **)&m->v, &m->cap, m->n, sizeof *m->v) < 0)
-        return QC_E_NOMEM;
-    m->v[m->n++] = (struct mismatch){ k, r1, r2, unreadable };
-    if (unreadable)
+    bool fixed;
+
+    if (unreadable) {
         m->unreadable++;
-    else if (r1 == 0)
+        if (m->mode != CMP_COUNT)
+            emit(s, 0, "Can't get refcount for cluster %" PRId64 ": %s", (int64_t)k,
+                 strerror(EIO));
+        if (m->mode == CMP_FIX)
+            (*m->rerrs)++;
+        return 0;
+    }
+    if (r1 < r2)
+        m->corr++;
+    else
+        m->leaks++;
+    if (r1 == 0)
         m->zero_mismatch = true;
-    return 0;
+    if (m->mode == CMP_COUNT)
+        return 0;
+    fixed = m->mode == CMP_FIX && r1 != 0 && (r1 > r2 || s->all);
+    emit(s, 0, "%s cluster %" PRId64 " refcount=%" PRIu64 " reference=%" PRIu64,
+         fixed ? "Repairing" : r1 < r2 ? "ERROR" : "Leaked", (int64_t)k, r1, r2);
+    if (m->mode != CMP_FIX)
+        return 0;
+    if (fixed)
+        (*(r1 > r2 ? m->lfixed : m->cfixed))++;
+    else
+        (*(r1 < r2 ? m->rcorr : m->rleaks))++;
+    return fixed ? add_chg(s, k, r1, r2) : 0;
 }
 
 /* Every cluster below the IMRT's size whose on-disk refcount differs from
@@ -466,57 +556,31 @@ static int compare(struct rep *s, struct cmp *m)
                 }
                 uint64_t r2 = qc_imrt_get(t, k);
                 if (r2)
-                    r = cmp_add(m, k, 0, r2, false);
+                    r = mismatch(s, m, k, 0, r2, false);
             }
             break;
         case QC_RB_UNALIGNED:
         case QC_RB_UNREADABLE:
             for (uint64_t k = lo; k < hi && r == 0; k++)
-                r = cmp_add(m, k, 0, 0, true);
+                r = mismatch(s, m, k, 0, 0, true);
             break;
         case QC_RB_PRESENT:
             if (qc_file_read_qemu(c->f, off, blk, c->cs) < 0) {
                 for (uint64_t k = lo; k < hi && r == 0; k++)
-                    r = cmp_add(m, k, 0, 0, true);
+                    r = mismatch(s, m, k, 0, 0, true);
                 break;
             }
             for (uint64_t k = lo; k < hi && r == 0; k++) {
                 uint64_t r1 = qc_refblock_get(blk, c->order, k - lo);
                 uint64_t r2 = qc_imrt_get(t, k);
                 if (r1 != r2)
-                    r = cmp_add(m, k, r1, r2, false);
+                    r = mismatch(s, m, k, r1, r2, false);
             }
             break;
         }
     }
     free(blk);
     return r;
-}
-
-/* The lines of one comparison pass.  FIX: the fixing pass (prints
- * "Repairing" where the mode allows the change); counts into the repair
- * run's counters. */
-static void print_compare(struct rep *s, const struct cmp *m, bool fix, int64_t *corr,
-                          int64_t *leaks, int64_t *errs, int64_t *cfixed, int64_t *lfixed)
-{
-    for (size_t i = 0; i < m->n; i++) {
-        const struct mismatch *x = &m->v[i];
-        bool fixed;
-        if (x->unreadable) {
-            emit(s, 0, "Can't get refcount for cluster %" PRId64 ": %s", (int64_t)x->k,
-                 strerror(EIO));
-            (*errs)++;
-            continue;
-        }
-        fixed = fix && x->r1 != 0 && (x->r1 > x->r2 || s->all);
-        emit(s, 0, "%s cluster %" PRId64 " refcount=%" PRIu64 " reference=%" PRIu64,
-             fixed ? "Repairing" : x->r1 < x->r2 ? "ERROR" : "Leaked", (int64_t)x->k, x->r1,
-             x->r2);
-        if (fixed)
-            (*(x->r1 > x->r2 ? lfixed : cfixed))++;
-        else
-            (*(x->r1 < x->r2 ? corr : leaks))++;
-    }
 }
 
 /* --- rebuilding the refcount structure (QEMU's algorithm, placement kept
@@ -646,35 +710,36 @@ static int rebuild(struct rep *s)
     return 0;
 }
 
+/* One reference fewer for K in the counts after the rebuild, noted for
+ * the "Repairing" lines. */
+static int final_dec(struct rep *s, uint64_t k)
+{
+    uint64_t v;
+
+    if (k >= s->final->size || !(v = qc_imrt_get(s->final, k)))
+        return 0;
+    if (grow_array((void **)&s->freed, &s->freed_cap, s->nfreed, sizeof *s->freed) < 0)
+        return QC_E_NOMEM;
+    s->freed[s->nfreed++] = (struct rc_change){ k, v, v - 1 };
+    return qc_imrt_set(s->final, k, v - 1);
+}
+
 /* Refcounts after the rebuild: the IMRT (which the new refcount blocks
  * hold) without the old refcount table, the old refcount blocks and given
  * up table allocations. */
 static int final_counts(struct rep *s)
 {
     struct qc_check *c = s->c;
-    struct qc_imrt *t = &c->imrt;
-    int r;
+    int r = 0;
 
-    if ((r = qc_imrt_init(&s->final, c->order, t->size)) < 0)
-        return r;
-    s->final_ready = true;
-    for (uint64_t ch = 0; (ch << QC_IMRT_CHUNK_BITS) < t->size; ch++) {
-        if (qc_imrt_chunk_empty(t, ch))
-            continue;
-        for (uint64_t k = ch << QC_IMRT_CHUNK_BITS;
-             k < ((ch + 1) << QC_IMRT_CHUNK_BITS) && k < t->size; k++) {
-            uint64_t v = qc_imrt_get(t, k);
-            if (v && qc_imrt_set(&s->final, k, v) < 0)
-                return QC_E_NOMEM;
-        }
-    }
+    s->final = &c->imrt;
     /* the old refcount table, when it was counted */
     if (c->disk.nentries && (int64_t)(c->disk.table_offset + c->disk.nentries * 8 - c->file_len) <
                                 (int64_t)c->cs) {
         uint64_t a = c->disk.table_offset >> c->cb;
         uint64_t b = (c->disk.table_offset + c->disk.nentries * 8 - 1) >> c->cb;
-        for (uint64_t k = a; k <= b; k++)
-            imrt_dec(&s->final, k);
+        for (uint64_t k = a; k <= b && r == 0; k++)
+            r = final_dec(s, k);
     }
     /* the old refcount blocks that were counted */
     for (uint64_t i = 0; i < c->disk.nstored; i++) {
@@ -683,14 +748,15 @@ static int final_counts(struct rep *s)
             continue;
         if ((off >> c->cb) >= s->nb0)
             continue;
-        imrt_dec(&s->final, off >> c->cb);
+        if ((r = final_dec(s, off >> c->cb)) < 0)
+            return r;
     }
-    for (size_t i = 0; i < s->ngrown; i++)
-        imrt_dec(&s->final, s->grown_blocks[i]);
-    for (size_t i = 0; i + 1 < s->nab; i += 2)
-        for (uint64_t k = 0; k < s->abandoned[i + 1]; k++)
-            imrt_dec(&s->final, s->abandoned[i] + k);
-    return 0;
+    for (size_t i = 0; i < s->ngrown && r == 0; i++)
+        r = final_dec(s, s->grown_blocks[i]);
+    for (size_t i = 0; i + 1 < s->nab && r == 0; i += 2)
+        for (uint64_t k = 0; k < s->abandoned[i + 1] && r == 0; k++)
+            r = final_dec(s, s->abandoned[i] + k);
+    return r;
 }
 
 /* --- the refcounts after repair -------------------------------------------------- */
@@ -720,8 +786,8 @@ static int final_refcount(struct rep *s, uint64_t k, uint64_t *v)
 {
     const struct rc_change *x;
 
-    if (s->final_ready) {
-        *v = k < s->final.size ? qc_imrt_get(&s->final, k) : 0;
+    if (s->final) {
+        *v = k < s->final->size ? qc_imrt_get(s->final, k) : 0;
         return 0;
     }
     if ((x = find_chg(s, k))) {
@@ -796,38 +862,47 @@ static int plan_inplace(struct rep *s, bool raise)
 static int plan_snapshot_table(struct rep *s);
 static void snapshot_header(const struct rep *s, uint8_t *out);
 
+/* The new refcount block IDX, made from the counts after the rebuild (the
+ * check's IMRT, which lives as long as the plan). */
+static int fill_refblock(void *ctx, uint64_t idx, uint8_t *blk, size_t len)
+{
+    struct qc_check *c = ctx;
+    const struct qc_imrt *t = &c->imrt;
+    uint64_t rbb = c->disk.rb_bits;
+
+    memset(blk, 0, len);
+    for (uint64_t j = 0; j < (1ull << rbb); j++) {
+        uint64_t k = (idx << rbb) + j, v;
+        if (k >= t->size)
+            break;
+        if (qc_imrt_chunk_empty(t, k >> QC_IMRT_CHUNK_BITS)) {
+            j = (((k >> QC_IMRT_CHUNK_BITS) + 1) << QC_IMRT_CHUNK_BITS) - (idx << rbb) - 1;
+            continue;
+        }
+        if ((v = qc_imrt_get(t, k)))
+            qc_refblock_set(blk, c->order, j, v);
+    }
+    return 0;
+}
+
 static int plan_rebuild_writes(struct rep *s)
 {
     struct qc_check *c = s->c;
     uint64_t rbb = c->disk.rb_bits, nblk = 0;
-    uint8_t *blk = malloc(c->cs), *rt;
+    uint8_t *rt;
     uint8_t hdr[24];
     int r = 0;
 
-    if (!blk)
-        return QC_E_NOMEM;
     for (uint64_t idx = 0; idx < s->new_rt_n && r == 0; idx++) {
         uint64_t off = s->new_rt[idx];
         if (!off)
             continue;
-        memset(blk, 0, c->cs);
-        for (uint64_t j = 0; j < (1ull << rbb); j++) {
-            uint64_t k = (idx << rbb) + j, v;
-            if (k >= s->final.size)
-                break;
-            if (qc_imrt_chunk_empty(&s->final, k >> QC_IMRT_CHUNK_BITS)) {
-                j = (((k >> QC_IMRT_CHUNK_BITS) + 1) << QC_IMRT_CHUNK_BITS) - (idx << rbb) - 1;
-                continue;
-            }
-            if ((v = qc_imrt_get(&s->final, k)))
-                qc_refblock_set(blk, c->order, j, v);
-        }
         nblk++;
-        r = qc_plan_write(&s->rp->plan, off, blk, (size_t)c->cs, QC_EV_REFBLOCK_ALLOC_WRITE_BLOCKS,
-                          "new refcount block %" PRIu64 " (clusters %" PRIu64 "..%" PRIu64 ")",
-                          idx, idx << rbb, ((idx + 1) << rbb) - 1);
+        r = qc_plan_write_fill(&s->rp->plan, off, (size_t)c->cs, fill_refblock, c, idx,
+                               QC_EV_REFBLOCK_ALLOC_WRITE_BLOCKS, "new refcount block %" PRIu64
+                               " (clusters %" PRIu64 "..%" PRIu64 ")", idx, idx << rbb,
+                               ((idx + 1) << rbb) - 1);
     }
-    free(blk);
     if (r < 0)
         return r;
     s->rp->new_refblocks = nblk;
@@ -1273,7 +1348,7 @@ static int snapshot_free_old(struct rep *s, bool rebuilt)
         }
     for (uint64_t k = a; k <= b; k++) {
         if (rebuilt) {
-            imrt_dec(&s->final, k);
+            imrt_dec(s->final, k);
         } else {
             uint64_t disk = 0;
             final_refcount(s, k, &v);
@@ -1346,7 +1421,7 @@ static int run(struct rep *s)
         case QC_P_SNAPSHOT_EXTRA_TOO_LARGE:
             snap_corr++;
             snap_table++;
-            replay(s, e, cev_line(s, e));
+            replay_walk(s, e);
             continue;
         case QC_P_SNAPSHOT_OVERHANG:
         case QC_P_SNAPSHOT_TABLE_TOO_BIG:
@@ -1354,7 +1429,7 @@ static int run(struct rep *s)
             snap_corr += e->kind == QC_P_SNAPSHOT_OVERHANG ? c->snaps_overhang : c->snaps.discarded;
             snap_fixed += e->kind == QC_P_SNAPSHOT_OVERHANG ? c->snaps_overhang : c->snaps.discarded;
             s->snap_header = true;
-            replay(s, e, cev_line(s, e));
+            replay_walk(s, e);
             continue;
         case QC_P_L2_UNALIGNED:
             if (s->all && strstr(cev_line(s, e), "Preallocated cluster")) {
@@ -1393,7 +1468,7 @@ static int run(struct rep *s)
         } else if (e->sev == QC_SEV_ERROR) {
             calc_err++;
         }
-        replay(s, e, cev_line(s, e));
+        replay_walk(s, e);
     }
 
     if (s->grow_to && ((r = qc_plan_grow(&rp->plan, s->grow_to, "refcount blocks outside the "
@@ -1413,32 +1488,18 @@ static int run(struct rep *s)
     if (s->snap_header && (r = snapshot_notes(s)) < 0)
         return r;
 
-    /* the first comparison */
+    /* the first comparison: its lines were streamed from the check unless
+     * the walk's fixes changed the counts (or streaming stopped in it) */
+    m.mode = s->cap.stopped_in == PH_CALC ? CMP_PRINT : CMP_COUNT;
     if ((r = compare(s, &m)) < 0)
         goto out;
-    for (size_t i = 0; i < m.n; i++) {
-        if (m.v[i].unreadable)
-            cmp_err++;
-        else if (m.v[i].r1 < m.v[i].r2)
-            cmp_corr++;
-        else
-            cmp_leaks++;
-    }
-    if (s->adjusted) {
-        int64_t a = 0, b = 0, d = 0, e1 = 0, e2 = 0;
-        print_compare(s, &m, false, &a, &b, &d, &e1, &e2);
-    } else {
-        for (size_t i = 0; i < s->cap.n; i++) {
-            const struct cev *e = &s->cap.v[i];
-            if (e->phase == PH_COMPARE && !e->drop)
-                replay(s, e, cev_line(s, e));
-        }
-    }
+    cmp_err = m.unreadable;
+    cmp_corr = m.corr;
+    cmp_leaks = m.leaks;
 
     rp->rebuild = refblock_rebuild || m.zero_mismatch || outside_failed;
     if (rp->rebuild) {
         int64_t old_corr = calc_corr + cmp_corr, old_leaks = cmp_leaks;
-        struct qc_imrt *t = &c->imrt;
 
         if (!s->all) {
             emit(s, 0, "ERROR need to rebuild refcount structures");
@@ -1472,15 +1533,15 @@ static int run(struct rep *s)
                 continue;
             replay(s, e, cev_line(s, e));
         }
-        /* the old structures, now unreferenced, are freed */
-        for (uint64_t k = 0; k < t->size; k++) {
-            uint64_t ch = k >> QC_IMRT_CHUNK_BITS, a, b;
-            if (qc_imrt_chunk_empty(t, ch)) {
-                k = ((ch + 1) << QC_IMRT_CHUNK_BITS) - 1;
-                continue;
-            }
-            a = qc_imrt_get(t, k);
-            b = qc_imrt_get(&s->final, k);
+        /* the old structures, now unreferenced, are freed: per cluster its
+         * count before the first decrement and after the last */
+        if (s->nfreed)
+            qsort(s->freed, s->nfreed, sizeof *s->freed, chg_cmp);
+        for (size_t i = 0; i < s->nfreed;) {
+            uint64_t k = s->freed[i].k, a = s->freed[i].from, b = qc_imrt_get(s->final, k);
+            for (; i < s->nfreed && s->freed[i].k == k; i++)
+                if (s->freed[i].from > a)
+                    a = s->freed[i].from;
             if (a != b)
                 emit(s, 0, "Repairing cluster %" PRId64 " refcount=%" PRIu64 " reference=%" PRIu64,
                      (int64_t)k, a, b);
@@ -1498,13 +1559,9 @@ static int run(struct rep *s)
         corr = calc_corr;
         errs = calc_err;
         if (calc_corr + cmp_corr + cmp_leaks > 0) {
-            print_compare(s, &m, true, &corr, &leaks, &errs, &cfixed, &lfixed);
-            for (size_t i = 0; i < m.n; i++) {
-                const struct mismatch *x = &m.v[i];
-                if (!x->unreadable && x->r1 && (x->r1 > x->r2 || s->all) &&
-                    (r = add_chg(s, x->k, x->r1, x->r2)) < 0)
-                    goto out;
-            }
+            struct cmp fx = { CMP_FIX, false, 0, 0, 0, &corr, &leaks, &errs, &cfixed, &lfixed };
+            if ((r = compare(s, &fx)) < 0)
+                goto out;
             if (s->nchg)
                 qsort(s->chg, s->nchg, sizeof *s->chg, chg_cmp);
         } else {
@@ -1566,7 +1623,6 @@ static int run(struct rep *s)
     rp->remaining = rp->corruptions + (rp->rebuild ? 0 : errs);
     r = plan_header_bits(s, rp->remaining == 0);
 out:
-    free(m.v);
     return r;
 }
 
@@ -1583,9 +1639,13 @@ int qc_repair_plan(const char *path, const struct qc_repair_opts *opts, struct q
     s.o = opts;
     s.all = opts->mode == QC_REPAIR_ALL;
     s.fail_at = SIZE_MAX;
+    s.cap.o = opts;
+    s.cap.all = s.all;
+    s.cap.stream = true;
+    s.cap.stopped_in = PH_OFLAG;
     co.sink = capture_sink;
     co.opaque = &s.cap;
-    co.collect_fixes = true;
+    co.problem_limit = opts->problem_limit;
     co.repair_snapshots = s.all;
     r = qc_check_image(path, &co, &rp->check, &rp->ctx);
     if (r == 0 && s.cap.oom)
@@ -1594,9 +1654,20 @@ int qc_repair_plan(const char *path, const struct qc_repair_opts *opts, struct q
         goto out;
     s.c = rp->ctx;
     if (rp->check.status != QC_CHECK_DONE) {
-        for (size_t i = 0; i < s.cap.n; i++)
-            replay(&s, &s.cap.v[i], cev_line(&s, &s.cap.v[i]));
         rp->status = QC_REPAIR_CHECK_FAILED;
+        if (s.cap.stream || s.cap.phase == PH_CALC || !opts->sink) {
+            /* everything it printed is kept or was streamed */
+            for (size_t i = 0; i < s.cap.n; i++)
+                replay_walk(&s, &s.cap.v[i]);
+        } else {
+            /* it printed lines that were not kept: check again for them */
+            struct resume rs = { opts, s.cap.nstreamed, 0 };
+            struct qc_check_result r2;
+            co.sink = resume_sink;
+            co.opaque = &rs;
+            r = qc_check_image(path, &co, &r2, NULL);
+            qc_check_result_free(&r2);
+        }
         goto out;
     }
     r = run(&s);
@@ -1610,9 +1681,15 @@ out:
     free(s.abandoned);
     free(s.grown_blocks);
     free(s.snap_buf);
-    if (s.final_ready)
-        qc_imrt_free(&s.final);
+    free(s.freed);
     return r;
+}
+
+void qc_repair_release(struct qc_repair *rp)
+{
+    qc_plan_free(&rp->plan);
+    qc_check_free(rp->ctx);
+    rp->ctx = NULL;
 }
 
 void qc_repair_free(struct qc_repair *rp)

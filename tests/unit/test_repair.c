@@ -91,7 +91,7 @@ static void write_image(const struct img *m, char *path)
 
 static void plan(const char *path, enum qc_repair_mode mode, struct qc_repair *rp, struct lines *l)
 {
-    struct qc_repair_opts o = { mode, collect, l };
+    struct qc_repair_opts o = { .mode = mode, .sink = collect, .opaque = l };
     memset(l, 0, sizeof *l);
     assert_int_equal(qc_repair_plan(path, &o, rp), 0);
 }
