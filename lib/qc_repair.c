@@ -313,8 +313,8 @@ static void exclusions_finish(struct rep *s)
     s->nexcl = n + 1;
 }
 
-/* The end (last + 1) of the excluded span holding K, or K when none does. */
-static uint64_t excluded_until(const struct rep *s, uint64_t k)
+/* The first excluded span that does not end before K (or NEXCL). */
+static size_t span_from(const struct rep *s, uint64_t k)
 {
     size_t lo = 0, hi = s->nexcl;
 
@@ -325,6 +325,14 @@ static uint64_t excluded_until(const struct rep *s, uint64_t k)
         else
             hi = m;
     }
+    return lo;
+}
+
+/* The end (last + 1) of the excluded span holding K, or K when none does. */
+static uint64_t excluded_until(const struct rep *s, uint64_t k)
+{
+    size_t lo = span_from(s, k);
+
     if (lo < s->nexcl && s->excl[lo].first <= k)
         return s->excl[lo].last == UINT64_MAX ? UINT64_MAX : s->excl[lo].last + 1;
     return k;
@@ -592,14 +600,17 @@ static int alloc_clusters(struct rep *s, uint64_t n, uint64_t *ff, uint64_t *out
     struct qc_imrt *t = &s->c->imrt;
     uint64_t k = *ff, run = 0, start = 0;
     bool first_gap = true;
+    /* the first excluded span that does not end before K, followed as K grows */
+    size_t xi = span_from(s, k);
 
     for (;;) {
-        uint64_t e = excluded_until(s, k);
-        if (e != k) {
-            if (e == UINT64_MAX)
+        while (xi < s->nexcl && s->excl[xi].last < k)
+            xi++;
+        if (xi < s->nexcl && s->excl[xi].first <= k) {
+            if (s->excl[xi].last == UINT64_MAX)
                 return -ENOSPC;
             run = 0;
-            k = e;
+            k = s->excl[xi].last + 1;
             continue;
         }
         if (k < t->size && qc_imrt_get(t, k)) {
