@@ -77,7 +77,7 @@ static void capture_sink(void *opaque, const struct qc_check_event *ev)
 {
     struct capture *cp = opaque;
     enum qc_problem_kind kind = ev->problem ? ev->problem->kind : QC_P_QEMU_REPORT;
-    size_t l = strlen(ev->line) + 1;
+    size_t l;
     struct cev *e;
 
     if (cp->oom)
@@ -111,6 +111,7 @@ static void capture_sink(void *opaque, const struct qc_check_event *ev)
     }
     if (cp->phase != PH_CALC)
         return;
+    l = strlen(ev->line) + 1;
     if (cp->n == cp->cap) {
         size_t n = cp->cap ? cp->cap * 2 : 256;
         struct cev *v = realloc(cp->v, n * sizeof *v);

@@ -51,7 +51,10 @@ struct qc_repair_opts {
 struct qc_repair {
     enum qc_repair_status status;
     struct qc_check_result check;    /* the first check (before repair) */
-    struct qc_check *ctx;            /* its context */
+    struct qc_check *ctx;            /* its context (after a rebuild its IMRT holds the
+                                      * counts after the repair, from which the plan
+                                      * makes the new refcount blocks: keep it while
+                                      * the plan is used) */
     struct qc_plan plan;
     int error;                       /* -errno of a failed repair run */
     /* the repair run's counters (qemu-img's result when nothing was fixed) */
