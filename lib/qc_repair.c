@@ -66,6 +66,10 @@ struct capture {
     enum phase stopped_in;    /* the phase in which streaming stopped */
     uint64_t nseen;           /* events so far */
     uint64_t nstreamed;       /* the first NSTREAMED events were streamed */
+    /* the corrupt event of an unaligned refcount block QEMU raised in the
+     * comparison (once per image), for a comparison printed again */
+    char *refblock_line;
+    unsigned refblock_flags;
 };
 
 static bool starts(const char *s, const char *prefix)
@@ -108,6 +112,12 @@ static void capture_sink(void *opaque, const struct qc_check_event *ev)
         cp->nstreamed = cp->nseen;
         if (cp->o->sink)
             cp->o->sink(cp->o->opaque, ev);
+    }
+    if (cp->phase == PH_COMPARE && kind == QC_P_QEMU_REPORT && !cp->refblock_line &&
+        starts(ev->line, "qcow2: Image is corrupt: Refblock")) {
+        if (!(cp->refblock_line = strdup(ev->line)))
+            cp->oom = true;
+        cp->refblock_flags = ev->flags;
     }
     if (cp->phase != PH_CALC)
         return;
@@ -569,6 +579,15 @@ static int compare(struct rep *s, struct cmp *m)
             }
             break;
         case QC_RB_UNALIGNED:
+            if (m->mode == CMP_PRINT && s->cap.refblock_line && s->o->sink) {
+                struct qc_check_event ev = { 0 };
+                ev.line = s->cap.refblock_line;
+                ev.flags = s->cap.refblock_flags;
+                s->o->sink(s->o->opaque, &ev);
+                free(s->cap.refblock_line);
+                s->cap.refblock_line = NULL;
+            }
+            /* fall through */
         case QC_RB_UNREADABLE:
             for (uint64_t k = lo; k < hi && r == 0; k++)
                 r = mismatch(s, m, k, 0, 0, true);
@@ -1686,6 +1705,7 @@ int qc_repair_plan(const char *path, const struct qc_repair_opts *opts, struct q
 out:
     free(s.cap.v);
     free(s.cap.text);
+    free(s.cap.refblock_line);
     free(s.excl);
     free(s.efix);
     free(s.chg);
