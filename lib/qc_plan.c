@@ -81,6 +81,53 @@ int qc_plan_write(struct qc_plan *p, uint64_t off, const void *data, size_t len,
     return 0;
 }
 
+int qc_plan_write_fill(struct qc_plan *p, uint64_t off, size_t len, qc_plan_fill_fn fill,
+                       void *ctx, uint64_t arg, enum qc_event ev, const char *fmt, ...)
+{
+    struct qc_plan_step *s;
+    char *what;
+    va_list ap;
+
+    va_start(ap, fmt);
+    what = vformat(fmt, ap);
+    va_end(ap);
+    if (!what || !(s = add_step(p))) {
+        free(what);
+        return QC_E_NOMEM;
+    }
+    s->op = QC_PLAN_WRITE;
+    s->off = off;
+    s->len = len;
+    s->fill = fill;
+    s->fill_ctx = ctx;
+    s->fill_arg = arg;
+    s->ev = ev;
+    s->what = what;
+    return 0;
+}
+
+/* The bytes of write step S: its own, or made into a new buffer (*OWNED). */
+static int step_bytes(const struct qc_plan_step *s, const uint8_t **out, uint8_t **owned)
+{
+    uint8_t *b;
+    int r;
+
+    *owned = NULL;
+    if (s->data) {
+        *out = s->data;
+        return 0;
+    }
+    if (!(b = malloc(s->len ? (size_t)s->len : 1)))
+        return QC_E_NOMEM;
+    if ((r = s->fill(s->fill_ctx, s->fill_arg, b, (size_t)s->len)) < 0) {
+        free(b);
+        return r;
+    }
+    *out = b;
+    *owned = b;
+    return 0;
+}
+
 int qc_plan_grow(struct qc_plan *p, uint64_t size, const char *fmt, ...)
 {
     struct qc_plan_step *s;
@@ -112,6 +159,37 @@ int qc_plan_flush(struct qc_plan *p)
     return 0;
 }
 
+int qc_plan_overlay(const struct qc_plan *p, uint64_t off, void *buf, size_t len)
+{
+    uint64_t end = off + len;
+
+    for (size_t i = 0; i < p->n; i++) {
+        const struct qc_plan_step *s = &p->v[i];
+        const uint8_t *d;
+        uint8_t *owned;
+        uint64_t a, b;
+        int r;
+        if (s->op != QC_PLAN_WRITE || s->off >= end || s->off + s->len <= off)
+            continue;
+        if ((r = step_bytes(s, &d, &owned)) < 0)
+            return r;
+        a = s->off > off ? s->off : off;
+        b = s->off + s->len < end ? s->off + s->len : end;
+        memcpy((uint8_t *)buf + (a - off), d + (a - s->off), (size_t)(b - a));
+        free(owned);
+    }
+    return 0;
+}
+
+int qc_plan_read(const struct qc_plan *p, struct qc_file *f, uint64_t off, void *buf, size_t len)
+{
+    int r = qc_file_read_qemu(f, off, buf, len);
+
+    if (r < 0)
+        return r;
+    return qc_plan_overlay(p, off, buf, len);
+}
+
 size_t qc_plan_nwrites(const struct qc_plan *p)
 {
     size_t n = 0;
@@ -127,9 +205,14 @@ int qc_plan_execute(const struct qc_plan *p, struct qc_file *f)
     for (size_t i = 0; i < p->n && r == 0; i++) {
         const struct qc_plan_step *s = &p->v[i];
         switch (s->op) {
-        case QC_PLAN_WRITE:
-            r = qc_file_write(f, s->off, s->data, (size_t)s->len, s->ev);
+        case QC_PLAN_WRITE: {
+            const uint8_t *d;
+            uint8_t *owned;
+            if ((r = step_bytes(s, &d, &owned)) == 0)
+                r = qc_file_write(f, s->off, d, (size_t)s->len, s->ev);
+            free(owned);
             break;
+        }
         case QC_PLAN_GROW:
             if (s->off > f->size)
                 r = qc_file_truncate(f, s->off);

@@ -30,11 +30,17 @@ enum qc_plan_op {
     QC_PLAN_FLUSH,
 };
 
+/* Makes the LEN bytes of a write whose content is derived when needed. */
+typedef int (*qc_plan_fill_fn)(void *ctx, uint64_t arg, uint8_t *buf, size_t len);
+
 struct qc_plan_step {
     enum qc_plan_op op;
     uint64_t off;
     uint64_t len;
-    uint8_t *data;          /* LEN bytes for a write */
+    uint8_t *data;          /* LEN bytes for a write, or NULL: FILL makes them */
+    qc_plan_fill_fn fill;
+    void *fill_ctx;
+    uint64_t fill_arg;
     enum qc_event ev;
     char *what;             /* what the change fixes */
 };
@@ -51,10 +57,25 @@ void qc_plan_free(struct qc_plan *p);
 /* Appends a write of LEN bytes from DATA (copied).  WHAT: printf format. */
 int qc_plan_write(struct qc_plan *p, uint64_t off, const void *data, size_t len,
                   enum qc_event ev, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+/* A write of LEN bytes that FILL(CTX, ARG) makes when the plan is carried
+ * out (or read through): large derived content is not held in memory.
+ * CTX must stay valid, and what FILL derives from unchanged, as long as the
+ * plan is used. */
+int qc_plan_write_fill(struct qc_plan *p, uint64_t off, size_t len, qc_plan_fill_fn fill,
+                       void *ctx, uint64_t arg, enum qc_event ev, const char *fmt, ...)
+    __attribute__((format(printf, 8, 9)));
 int qc_plan_grow(struct qc_plan *p, uint64_t size, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* A flush, unless the plan is empty or already ends with one. */
 int qc_plan_flush(struct qc_plan *p);
+
+/* Copies into BUF what the plan's writes so far put in [OFF, OFF+LEN),
+ * in plan order, over what BUF holds (the file's bytes): the content a
+ * later step must start from so that it never writes back bytes an
+ * earlier step changed. */
+int qc_plan_overlay(const struct qc_plan *p, uint64_t off, void *buf, size_t len);
+/* QEMU's read of F (qc_file_read_qemu) with the plan's writes so far on top. */
+int qc_plan_read(const struct qc_plan *p, struct qc_file *f, uint64_t off, void *buf, size_t len);
 
 /* Number of writes (and growths) in the plan. */
 size_t qc_plan_nwrites(const struct qc_plan *p);

@@ -22,7 +22,19 @@
 
 #define PRINT QC_EVL_PRINTED
 
-/* --- the first check's lines, captured ------------------------------------------ */
+/* --- the first check's lines ------------------------------------------------------ *
+ *
+ * Only the walk's events (PH_CALC) are kept: the repair run prints them
+ * again, changed, after a rebuild, and derives fixes from them.  The
+ * comparison and the OFLAG_COPIED pass are not kept, however many lines
+ * they have: the repair computes both again on the corrected counts.
+ *
+ * What QEMU's repair run prints exactly as the check printed it goes to
+ * the sink at once: the walk's lines and the comparison's, as long as no
+ * walk event has come that -r all fixes on the spot (the counts change)
+ * or whose fix can stop the run before the comparison (the snapshot
+ * table).  Streaming stops there, or at the OFLAG_COPIED pass, whose
+ * lines the repair prints from its own pass. */
 
 enum phase {
     PH_CALC,      /* snapshot table read and reference counting */
@@ -38,6 +50,7 @@ struct cev {
     size_t line;              /* offset in the text arena */
     enum phase phase;
     bool drop;                /* QEMU's fixing run does not print it */
+    bool shown;               /* streamed to the sink as it came */
 };
 
 struct capture {
@@ -47,6 +60,16 @@ struct capture {
     size_t tlen, tcap;
     enum phase phase;
     bool oom;
+    const struct qc_repair_opts *o;
+    bool all;
+    bool stream;              /* events still go to the sink as they come */
+    enum phase stopped_in;    /* the phase in which streaming stopped */
+    uint64_t nseen;           /* events so far */
+    uint64_t nstreamed;       /* the first NSTREAMED events were streamed */
+    /* the corrupt event of an unaligned refcount block QEMU raised in the
+     * comparison (once per image), for a comparison printed again */
+    char *refblock_line;
+    unsigned refblock_flags;
 };
 
 static bool starts(const char *s, const char *prefix)
@@ -58,7 +81,7 @@ static void capture_sink(void *opaque, const struct qc_check_event *ev)
 {
     struct capture *cp = opaque;
     enum qc_problem_kind kind = ev->problem ? ev->problem->kind : QC_P_QEMU_REPORT;
-    size_t l = strlen(ev->line) + 1;
+    size_t l;
     struct cev *e;
 
     if (cp->oom)
@@ -70,10 +93,35 @@ static void capture_sink(void *opaque, const struct qc_check_event *ev)
     } else if (kind == QC_P_OFLAG_COPIED ||
                (kind == QC_P_CHECK_IO_ERROR && starts(ev->line, "ERROR: Could not read L2"))) {
         cp->phase = PH_OFLAG;
-    } else if (cp->phase == PH_COMPARE && ev->problem && ev->problem->severity == QC_SEV_INFO) {
-        /* our own findings after the comparison */
+    } else if (cp->phase == PH_COMPARE && ev->problem && ev->problem->severity == QC_SEV_INFO &&
+               kind != QC_P_METADATA_OVERLAP) {
+        /* our own findings after the comparison (an overlap can be found
+         * during it) */
         cp->phase = PH_OFLAG;
     }
+    cp->nseen++;
+    if (cp->stream &&
+        (cp->phase == PH_OFLAG ||
+         (cp->all && (kind == QC_P_REFBLOCK_OUTSIDE || kind == QC_P_SNAPSHOT_INCOMPLETE ||
+                      kind == QC_P_SNAPSHOT_EXTRA_TOO_LARGE ||
+                      (kind == QC_P_L2_UNALIGNED && strstr(ev->line, "Preallocated cluster")))))) {
+        cp->stream = false;
+        cp->stopped_in = cp->phase;
+    }
+    if (cp->stream) {
+        cp->nstreamed = cp->nseen;
+        if (cp->o->sink)
+            cp->o->sink(cp->o->opaque, ev);
+    }
+    if (cp->phase == PH_COMPARE && kind == QC_P_QEMU_REPORT && !cp->refblock_line &&
+        starts(ev->line, "qcow2: Image is corrupt: Refblock")) {
+        if (!(cp->refblock_line = strdup(ev->line)))
+            cp->oom = true;
+        cp->refblock_flags = ev->flags;
+    }
+    if (cp->phase != PH_CALC)
+        return;
+    l = strlen(ev->line) + 1;
     if (cp->n == cp->cap) {
         size_t n = cp->cap ? cp->cap * 2 : 256;
         struct cev *v = realloc(cp->v, n * sizeof *v);
@@ -104,7 +152,22 @@ static void capture_sink(void *opaque, const struct qc_check_event *ev)
     e->line = cp->tlen;
     e->phase = cp->phase;
     e->drop = false;
+    e->shown = cp->stream;
     cp->tlen += l;
+}
+
+/* The lines of a check that failed after the walk, past those already
+ * streamed: the check again (it reads only), its events from there on. */
+struct resume {
+    const struct qc_repair_opts *o;
+    uint64_t skip, seen;
+};
+
+static void resume_sink(void *opaque, const struct qc_check_event *ev)
+{
+    struct resume *rs = opaque;
+    if (rs->seen++ >= rs->skip)
+        rs->o->sink(rs->o->opaque, ev);
 }
 
 /* --- the engine's state ----------------------------------------------------------- */
@@ -118,12 +181,6 @@ struct span {
 struct entry_fix {
     uint64_t at;              /* file offset of the entry */
     uint8_t bytes[16];
-};
-
-/* An L2 table as the OFLAG_COPIED pass leaves it. */
-struct l2_copy {
-    uint64_t off;
-    uint8_t *t;
 };
 
 /* A refcount that changes in place. */
@@ -143,9 +200,6 @@ struct rep {
 
     struct entry_fix *efix;
     size_t nefix, efix_cap;
-
-    struct l2_copy *l2c;
-    size_t nl2c, l2c_cap;
 
     struct rc_change *chg;
     size_t nchg, chg_cap;
@@ -172,8 +226,11 @@ struct rep {
     uint64_t rt_first, rt_clusters;
     uint64_t *abandoned;       /* reftable allocations given up (cluster, count pairs) */
     size_t nab, ab_cap;
-    struct qc_imrt final;      /* refcounts after a rebuild */
-    bool final_ready;
+    /* refcounts after a rebuild: the check's IMRT, changed in place (it
+     * outlives the plan, whose new refcount blocks are made from it) */
+    struct qc_imrt *final;
+    struct rc_change *freed;   /* the clusters it lowers, with their counts before */
+    size_t nfreed, freed_cap;
 };
 
 static int grow_array(void **v, size_t *cap, size_t n, size_t size)
@@ -225,6 +282,13 @@ static const char *cev_line(const struct rep *s, const struct cev *e)
     return s->cap.text + e->line;
 }
 
+/* The walk's line in the repair run, unless it was streamed already. */
+static void replay_walk(struct rep *s, const struct cev *e)
+{
+    if (!e->shown)
+        replay(s, e, cev_line(s, e));
+}
+
 /* --- exclusions: clusters a new structure must not take ------------------------- */
 
 static int exclude(struct rep *s, uint64_t first, uint64_t last)
@@ -260,8 +324,8 @@ static void exclusions_finish(struct rep *s)
     s->nexcl = n + 1;
 }
 
-/* The end (last + 1) of the excluded span holding K, or K when none does. */
-static uint64_t excluded_until(const struct rep *s, uint64_t k)
+/* The first excluded span that does not end before K (or NEXCL). */
+static size_t span_from(const struct rep *s, uint64_t k)
 {
     size_t lo = 0, hi = s->nexcl;
 
@@ -272,6 +336,14 @@ static uint64_t excluded_until(const struct rep *s, uint64_t k)
         else
             hi = m;
     }
+    return lo;
+}
+
+/* The end (last + 1) of the excluded span holding K, or K when none does. */
+static uint64_t excluded_until(const struct rep *s, uint64_t k)
+{
+    size_t lo = span_from(s, k);
+
     if (lo < s->nexcl && s->excl[lo].first <= k)
         return s->excl[lo].last == UINT64_MAX ? UINT64_MAX : s->excl[lo].last + 1;
     return k;
@@ -425,28 +497,56 @@ static int prealloc_fixes(struct rep *s)
 
 /* --- the comparison, as QEMU's fixing run does it ---------------------------------- */
 
-struct mismatch {
-    uint64_t k, r1, r2;
-    bool unreadable;
+static int add_chg(struct rep *s, uint64_t k, uint64_t from, uint64_t to);
+
+/* One pass over the refcounts, with QEMU's handling of each mismatch by
+ * MODE; nothing is kept per cluster, a later pass compares again. */
+enum cmp_mode {
+    CMP_COUNT,      /* count only (the check printed the lines) */
+    CMP_PRINT,      /* count and print the lines of a run that fixes nothing */
+    CMP_FIX,        /* the fixing pass: its lines, counters and changes */
 };
 
 struct cmp {
-    struct mismatch *v;
-    size_t n, cap;
+    enum cmp_mode mode;
     bool zero_mismatch;        /* r1 == 0 < r2 somewhere: rebuild */
-    int64_t unreadable;
+    int64_t corr, leaks, unreadable;
+    /* CMP_FIX: the repair run's counters */
+    int64_t *rcorr, *rleaks, *rerrs, *cfixed, *lfixed;
 };
 
-static int cmp_add(struct cmp *m, uint64_t k, uint64_t r1, uint64_t r2, bool unreadable)
+static int mismatch(struct rep *s, struct cmp *m, uint64_t k, uint64_t r1, uint64_t r2,
+                    bool unreadable)
 {
-    if (grow_array((void **)&m->v, &m->cap, m->n, sizeof *m->v) < 0)
-        return QC_E_NOMEM;
-    m->v[m->n++] = (struct mismatch){ k, r1, r2, unreadable };
-    if (unreadable)
+    bool fixed;
+
+    if (unreadable) {
         m->unreadable++;
-    else if (r1 == 0)
+        if (m->mode != CMP_COUNT)
+            emit(s, 0, "Can't get refcount for cluster %" PRId64 ": %s", (int64_t)k,
+                 strerror(EIO));
+        if (m->mode == CMP_FIX)
+            (*m->rerrs)++;
+        return 0;
+    }
+    if (r1 < r2)
+        m->corr++;
+    else
+        m->leaks++;
+    if (r1 == 0)
         m->zero_mismatch = true;
-    return 0;
+    if (m->mode == CMP_COUNT)
+        return 0;
+    fixed = m->mode == CMP_FIX && r1 != 0 && (r1 > r2 || s->all);
+    emit(s, 0, "%s cluster %" PRId64 " refcount=%" PRIu64 " reference=%" PRIu64,
+         fixed ? "Repairing" : r1 < r2 ? "ERROR" : "Leaked", (int64_t)k, r1, r2);
+    if (m->mode != CMP_FIX)
+        return 0;
+    if (fixed)
+        (*(r1 > r2 ? m->lfixed : m->cfixed))++;
+    else
+        (*(r1 < r2 ? m->rcorr : m->rleaks))++;
+    return fixed ? add_chg(s, k, r1, r2) : 0;
 }
 
 /* Every cluster below the IMRT's size whose on-disk refcount differs from
@@ -475,57 +575,40 @@ static int compare(struct rep *s, struct cmp *m)
                 }
                 uint64_t r2 = qc_imrt_get(t, k);
                 if (r2)
-                    r = cmp_add(m, k, 0, r2, false);
+                    r = mismatch(s, m, k, 0, r2, false);
             }
             break;
         case QC_RB_UNALIGNED:
+            if (m->mode == CMP_PRINT && s->cap.refblock_line && s->o->sink) {
+                struct qc_check_event ev = { 0 };
+                ev.line = s->cap.refblock_line;
+                ev.flags = s->cap.refblock_flags;
+                s->o->sink(s->o->opaque, &ev);
+                free(s->cap.refblock_line);
+                s->cap.refblock_line = NULL;
+            }
+            /* fall through */
         case QC_RB_UNREADABLE:
             for (uint64_t k = lo; k < hi && r == 0; k++)
-                r = cmp_add(m, k, 0, 0, true);
+                r = mismatch(s, m, k, 0, 0, true);
             break;
         case QC_RB_PRESENT:
             if (qc_file_read_qemu(c->f, off, blk, c->cs) < 0) {
                 for (uint64_t k = lo; k < hi && r == 0; k++)
-                    r = cmp_add(m, k, 0, 0, true);
+                    r = mismatch(s, m, k, 0, 0, true);
                 break;
             }
             for (uint64_t k = lo; k < hi && r == 0; k++) {
                 uint64_t r1 = qc_refblock_get(blk, c->order, k - lo);
                 uint64_t r2 = qc_imrt_get(t, k);
                 if (r1 != r2)
-                    r = cmp_add(m, k, r1, r2, false);
+                    r = mismatch(s, m, k, r1, r2, false);
             }
             break;
         }
     }
     free(blk);
     return r;
-}
-
-/* The lines of one comparison pass.  FIX: the fixing pass (prints
- * "Repairing" where the mode allows the change); counts into the repair
- * run's counters. */
-static void print_compare(struct rep *s, const struct cmp *m, bool fix, int64_t *corr,
-                          int64_t *leaks, int64_t *errs, int64_t *cfixed, int64_t *lfixed)
-{
-    for (size_t i = 0; i < m->n; i++) {
-        const struct mismatch *x = &m->v[i];
-        bool fixed;
-        if (x->unreadable) {
-            emit(s, 0, "Can't get refcount for cluster %" PRId64 ": %s", (int64_t)x->k,
-                 strerror(EIO));
-            (*errs)++;
-            continue;
-        }
-        fixed = fix && x->r1 != 0 && (x->r1 > x->r2 || s->all);
-        emit(s, 0, "%s cluster %" PRId64 " refcount=%" PRIu64 " reference=%" PRIu64,
-             fixed ? "Repairing" : x->r1 < x->r2 ? "ERROR" : "Leaked", (int64_t)x->k, x->r1,
-             x->r2);
-        if (fixed)
-            (*(x->r1 > x->r2 ? lfixed : cfixed))++;
-        else
-            (*(x->r1 < x->r2 ? corr : leaks))++;
-    }
 }
 
 /* --- rebuilding the refcount structure (QEMU's algorithm, placement kept
@@ -537,14 +620,17 @@ static int alloc_clusters(struct rep *s, uint64_t n, uint64_t *ff, uint64_t *out
     struct qc_imrt *t = &s->c->imrt;
     uint64_t k = *ff, run = 0, start = 0;
     bool first_gap = true;
+    /* the first excluded span that does not end before K, followed as K grows */
+    size_t xi = span_from(s, k);
 
     for (;;) {
-        uint64_t e = excluded_until(s, k);
-        if (e != k) {
-            if (e == UINT64_MAX)
+        while (xi < s->nexcl && s->excl[xi].last < k)
+            xi++;
+        if (xi < s->nexcl && s->excl[xi].first <= k) {
+            if (s->excl[xi].last == UINT64_MAX)
                 return -ENOSPC;
             run = 0;
-            k = e;
+            k = s->excl[xi].last + 1;
             continue;
         }
         if (k < t->size && qc_imrt_get(t, k)) {
@@ -655,35 +741,36 @@ static int rebuild(struct rep *s)
     return 0;
 }
 
+/* One reference fewer for K in the counts after the rebuild, noted for
+ * the "Repairing" lines. */
+static int final_dec(struct rep *s, uint64_t k)
+{
+    uint64_t v;
+
+    if (k >= s->final->size || !(v = qc_imrt_get(s->final, k)))
+        return 0;
+    if (grow_array((void **)&s->freed, &s->freed_cap, s->nfreed, sizeof *s->freed) < 0)
+        return QC_E_NOMEM;
+    s->freed[s->nfreed++] = (struct rc_change){ k, v, v - 1 };
+    return qc_imrt_set(s->final, k, v - 1);
+}
+
 /* Refcounts after the rebuild: the IMRT (which the new refcount blocks
  * hold) without the old refcount table, the old refcount blocks and given
  * up table allocations. */
 static int final_counts(struct rep *s)
 {
     struct qc_check *c = s->c;
-    struct qc_imrt *t = &c->imrt;
-    int r;
+    int r = 0;
 
-    if ((r = qc_imrt_init(&s->final, c->order, t->size)) < 0)
-        return r;
-    s->final_ready = true;
-    for (uint64_t ch = 0; (ch << QC_IMRT_CHUNK_BITS) < t->size; ch++) {
-        if (qc_imrt_chunk_empty(t, ch))
-            continue;
-        for (uint64_t k = ch << QC_IMRT_CHUNK_BITS;
-             k < ((ch + 1) << QC_IMRT_CHUNK_BITS) && k < t->size; k++) {
-            uint64_t v = qc_imrt_get(t, k);
-            if (v && qc_imrt_set(&s->final, k, v) < 0)
-                return QC_E_NOMEM;
-        }
-    }
+    s->final = &c->imrt;
     /* the old refcount table, when it was counted */
     if (c->disk.nentries && (int64_t)(c->disk.table_offset + c->disk.nentries * 8 - c->file_len) <
                                 (int64_t)c->cs) {
         uint64_t a = c->disk.table_offset >> c->cb;
         uint64_t b = (c->disk.table_offset + c->disk.nentries * 8 - 1) >> c->cb;
-        for (uint64_t k = a; k <= b; k++)
-            imrt_dec(&s->final, k);
+        for (uint64_t k = a; k <= b && r == 0; k++)
+            r = final_dec(s, k);
     }
     /* the old refcount blocks that were counted */
     for (uint64_t i = 0; i < c->disk.nstored; i++) {
@@ -692,14 +779,15 @@ static int final_counts(struct rep *s)
             continue;
         if ((off >> c->cb) >= s->nb0)
             continue;
-        imrt_dec(&s->final, off >> c->cb);
+        if ((r = final_dec(s, off >> c->cb)) < 0)
+            return r;
     }
-    for (size_t i = 0; i < s->ngrown; i++)
-        imrt_dec(&s->final, s->grown_blocks[i]);
-    for (size_t i = 0; i + 1 < s->nab; i += 2)
-        for (uint64_t k = 0; k < s->abandoned[i + 1]; k++)
-            imrt_dec(&s->final, s->abandoned[i] + k);
-    return 0;
+    for (size_t i = 0; i < s->ngrown && r == 0; i++)
+        r = final_dec(s, s->grown_blocks[i]);
+    for (size_t i = 0; i + 1 < s->nab && r == 0; i += 2)
+        for (uint64_t k = 0; k < s->abandoned[i + 1] && r == 0; k++)
+            r = final_dec(s, s->abandoned[i] + k);
+    return r;
 }
 
 /* --- the refcounts after repair -------------------------------------------------- */
@@ -729,8 +817,8 @@ static int final_refcount(struct rep *s, uint64_t k, uint64_t *v)
 {
     const struct rc_change *x;
 
-    if (s->final_ready) {
-        *v = k < s->final.size ? qc_imrt_get(&s->final, k) : 0;
+    if (s->final) {
+        *v = k < s->final->size ? qc_imrt_get(s->final, k) : 0;
         return 0;
     }
     if ((x = find_chg(s, k))) {
@@ -755,7 +843,10 @@ static int refblock_bytes(unsigned order, uint64_t i, uint64_t *byte, uint64_t *
 }
 
 /* In-place refcount writes for the changes RAISE (or lower): one write per
- * refcount block, spanning the entries that change. */
+ * refcount block, spanning the entries that change.  The block is read
+ * through the plan: the span of the lowering pass can cover entries the
+ * raising pass changed (and, below 8 bits, bytes share entries), and must
+ * carry their new values. */
 static int plan_inplace(struct rep *s, bool raise)
 {
     struct qc_check *c = s->c;
@@ -770,7 +861,7 @@ static int plan_inplace(struct rep *s, bool raise)
         uint64_t idx = s->chg[i].k >> rbb, off, lo = UINT64_MAX, hi = 0, n = 0;
         size_t j = i;
         if (qc_refcount_disk_block_state(&c->disk, idx, &off) != QC_RB_PRESENT ||
-            qc_file_read_qemu(c->f, off, blk, c->cs) < 0) {
+            qc_plan_read(&s->rp->plan, c->f, off, blk, c->cs) < 0) {
             r = -EIO;
             break;
         }
@@ -802,38 +893,47 @@ static int plan_inplace(struct rep *s, bool raise)
 static int plan_snapshot_table(struct rep *s);
 static void snapshot_header(const struct rep *s, uint8_t *out);
 
+/* The new refcount block IDX, made from the counts after the rebuild (the
+ * check's IMRT, which lives as long as the plan). */
+static int fill_refblock(void *ctx, uint64_t idx, uint8_t *blk, size_t len)
+{
+    struct qc_check *c = ctx;
+    const struct qc_imrt *t = &c->imrt;
+    uint64_t rbb = c->disk.rb_bits;
+
+    memset(blk, 0, len);
+    for (uint64_t j = 0; j < (1ull << rbb); j++) {
+        uint64_t k = (idx << rbb) + j, v;
+        if (k >= t->size)
+            break;
+        if (qc_imrt_chunk_empty(t, k >> QC_IMRT_CHUNK_BITS)) {
+            j = (((k >> QC_IMRT_CHUNK_BITS) + 1) << QC_IMRT_CHUNK_BITS) - (idx << rbb) - 1;
+            continue;
+        }
+        if ((v = qc_imrt_get(t, k)))
+            qc_refblock_set(blk, c->order, j, v);
+    }
+    return 0;
+}
+
 static int plan_rebuild_writes(struct rep *s)
 {
     struct qc_check *c = s->c;
     uint64_t rbb = c->disk.rb_bits, nblk = 0;
-    uint8_t *blk = malloc(c->cs), *rt;
+    uint8_t *rt;
     uint8_t hdr[24];
     int r = 0;
 
-    if (!blk)
-        return QC_E_NOMEM;
     for (uint64_t idx = 0; idx < s->new_rt_n && r == 0; idx++) {
         uint64_t off = s->new_rt[idx];
         if (!off)
             continue;
-        memset(blk, 0, c->cs);
-        for (uint64_t j = 0; j < (1ull << rbb); j++) {
-            uint64_t k = (idx << rbb) + j, v;
-            if (k >= s->final.size)
-                break;
-            if (qc_imrt_chunk_empty(&s->final, k >> QC_IMRT_CHUNK_BITS)) {
-                j = (((k >> QC_IMRT_CHUNK_BITS) + 1) << QC_IMRT_CHUNK_BITS) - (idx << rbb) - 1;
-                continue;
-            }
-            if ((v = qc_imrt_get(&s->final, k)))
-                qc_refblock_set(blk, c->order, j, v);
-        }
         nblk++;
-        r = qc_plan_write(&s->rp->plan, off, blk, (size_t)c->cs, QC_EV_REFBLOCK_ALLOC_WRITE_BLOCKS,
-                          "new refcount block %" PRIu64 " (clusters %" PRIu64 "..%" PRIu64 ")",
-                          idx, idx << rbb, ((idx + 1) << rbb) - 1);
+        r = qc_plan_write_fill(&s->rp->plan, off, (size_t)c->cs, fill_refblock, c, idx,
+                               QC_EV_REFBLOCK_ALLOC_WRITE_BLOCKS, "new refcount block %" PRIu64
+                               " (clusters %" PRIu64 "..%" PRIu64 ")", idx, idx << rbb,
+                               ((idx + 1) << rbb) - 1);
     }
-    free(blk);
     if (r < 0)
         return r;
     s->rp->new_refblocks = nblk;
@@ -865,14 +965,6 @@ static int plan_rebuild_writes(struct rep *s)
 
 /* --- OFLAG_COPIED (check_oflag_copied with fixing) -------------------------------- */
 
-static struct l2_copy *find_l2c(struct rep *s, uint64_t off)
-{
-    for (size_t i = s->nl2c; i-- > 0;)
-        if (s->l2c[i].off == off)
-            return &s->l2c[i];
-    return NULL;
-}
-
 static int oflag_pass(struct rep *s, bool repair, int64_t *corr, int64_t *fixed)
 {
     struct qc_check *c = s->c;
@@ -894,7 +986,6 @@ static int oflag_pass(struct rep *s, bool repair, int64_t *corr, int64_t *fixed)
     }
     for (uint64_t i = 0; i < c->l1_size && r == 0; i++) {
         uint64_t e = l1[i], l2 = e & QC_L1E_OFFSET_MASK, v;
-        struct l2_copy *cp;
         uint64_t lo = UINT64_MAX, hi = 0;
 
         if (!l2)
@@ -915,18 +1006,13 @@ static int oflag_pass(struct rep *s, bool repair, int64_t *corr, int64_t *fixed)
                 (*fixed)++;
             }
         }
-        if ((cp = find_l2c(s, l2))) {
-            memcpy(t, cp->t, c->cs);
-        } else {
-            if (qc_file_read_qemu(c->f, l2, t, c->cs) < 0) {
-                emit(s, 0, "ERROR: Could not read L2 table: %s", strerror(EIO));
-                s->rp->check_errors++;
-                r = -EIO;
-                break;
-            }
-            for (size_t j = 0; j < s->nefix; j++)
-                if (s->efix[j].at >= l2 && s->efix[j].at - l2 < c->cs)
-                    memcpy(t + (s->efix[j].at - l2), s->efix[j].bytes, c->l2_esize);
+        /* as the plan leaves it so far: the walk's entry fixes, and this
+         * pass's own changes when two L1 entries share the table */
+        if (qc_plan_read(&s->rp->plan, c->f, l2, t, c->cs) < 0) {
+            emit(s, 0, "ERROR: Could not read L2 table: %s", strerror(EIO));
+            s->rp->check_errors++;
+            r = -EIO;
+            break;
         }
         for (uint64_t j = 0; j < c->l2_entries; j++) {
             uint64_t f = qc_be64(t + j * c->l2_esize), d = f & QC_L2E_OFFSET_MASK;
@@ -971,28 +1057,24 @@ static int oflag_pass(struct rep *s, bool repair, int64_t *corr, int64_t *fixed)
                 s->rp->error = -EIO;
                 break;
             }
-            if (!(cp = find_l2c(s, l2))) {
-                if (grow_array((void **)&s->l2c, &s->l2c_cap, s->nl2c, sizeof *s->l2c) < 0 ||
-                    !(s->l2c[s->nl2c].t = malloc(c->cs))) {
-                    r = QC_E_NOMEM;
-                    break;
-                }
-                cp = &s->l2c[s->nl2c++];
-                cp->off = l2;
-            }
-            memcpy(cp->t, t, c->cs);
             r = qc_plan_write(&s->rp->plan, l2 + lo, t + lo, (size_t)(hi - lo), QC_EV_L2_UPDATE,
                               "L2 table at 0x%" PRIx64 " (L1 index %" PRIu64 "): OFLAG_COPIED",
                               l2, i);
         }
     }
     if (r == 0 && l1_hi) {
-        uint8_t *buf = malloc((size_t)(l1_hi - l1_lo) * 8);
+        /* the entries between the changed ones as the plan leaves them */
+        size_t len = (size_t)(l1_hi - l1_lo) * 8;
+        uint8_t *buf = malloc(len);
         if (!buf) {
             r = QC_E_NOMEM;
+        } else if (qc_plan_read(&s->rp->plan, c->f, c->l1_offset + 8 * l1_lo, buf, len) < 0) {
+            free(buf);
+            r = -EIO;
         } else {
             for (uint64_t i = l1_lo; i < l1_hi; i++)
-                qc_put_be64(buf + 8 * (i - l1_lo), l1[i]);
+                if (l1[i] != (i < c->l1_stored ? c->l1[i] : 0))
+                    qc_put_be64(buf + 8 * (i - l1_lo), l1[i]);
             r = qc_plan_write(&s->rp->plan, c->l1_offset + 8 * l1_lo, buf,
                               (size_t)(l1_hi - l1_lo) * 8, QC_EV_L1_UPDATE,
                               "active L1 table: OFLAG_COPIED");
@@ -1297,7 +1379,7 @@ static int snapshot_free_old(struct rep *s, bool rebuilt)
         }
     for (uint64_t k = a; k <= b; k++) {
         if (rebuilt) {
-            imrt_dec(&s->final, k);
+            imrt_dec(s->final, k);
         } else {
             uint64_t disk = 0;
             final_refcount(s, k, &v);
@@ -1370,7 +1452,7 @@ static int run(struct rep *s)
         case QC_P_SNAPSHOT_EXTRA_TOO_LARGE:
             snap_corr++;
             snap_table++;
-            replay(s, e, cev_line(s, e));
+            replay_walk(s, e);
             continue;
         case QC_P_SNAPSHOT_OVERHANG:
         case QC_P_SNAPSHOT_TABLE_TOO_BIG:
@@ -1378,7 +1460,7 @@ static int run(struct rep *s)
             snap_corr += e->kind == QC_P_SNAPSHOT_OVERHANG ? c->snaps_overhang : c->snaps.discarded;
             snap_fixed += e->kind == QC_P_SNAPSHOT_OVERHANG ? c->snaps_overhang : c->snaps.discarded;
             s->snap_header = true;
-            replay(s, e, cev_line(s, e));
+            replay_walk(s, e);
             continue;
         case QC_P_L2_UNALIGNED:
             if (s->all && strstr(cev_line(s, e), "Preallocated cluster")) {
@@ -1417,7 +1499,7 @@ static int run(struct rep *s)
         } else if (e->sev == QC_SEV_ERROR) {
             calc_err++;
         }
-        replay(s, e, cev_line(s, e));
+        replay_walk(s, e);
     }
 
     if (s->grow_to && ((r = qc_plan_grow(&rp->plan, s->grow_to, "refcount blocks outside the "
@@ -1437,32 +1519,18 @@ static int run(struct rep *s)
     if (s->snap_header && (r = snapshot_notes(s)) < 0)
         return r;
 
-    /* the first comparison */
+    /* the first comparison: its lines were streamed from the check unless
+     * the walk's fixes changed the counts (or streaming stopped in it) */
+    m.mode = s->cap.stopped_in == PH_CALC ? CMP_PRINT : CMP_COUNT;
     if ((r = compare(s, &m)) < 0)
         goto out;
-    for (size_t i = 0; i < m.n; i++) {
-        if (m.v[i].unreadable)
-            cmp_err++;
-        else if (m.v[i].r1 < m.v[i].r2)
-            cmp_corr++;
-        else
-            cmp_leaks++;
-    }
-    if (s->adjusted) {
-        int64_t a = 0, b = 0, d = 0, e1 = 0, e2 = 0;
-        print_compare(s, &m, false, &a, &b, &d, &e1, &e2);
-    } else {
-        for (size_t i = 0; i < s->cap.n; i++) {
-            const struct cev *e = &s->cap.v[i];
-            if (e->phase == PH_COMPARE && !e->drop)
-                replay(s, e, cev_line(s, e));
-        }
-    }
+    cmp_err = m.unreadable;
+    cmp_corr = m.corr;
+    cmp_leaks = m.leaks;
 
     rp->rebuild = refblock_rebuild || m.zero_mismatch || outside_failed;
     if (rp->rebuild) {
         int64_t old_corr = calc_corr + cmp_corr, old_leaks = cmp_leaks;
-        struct qc_imrt *t = &c->imrt;
 
         if (!s->all) {
             emit(s, 0, "ERROR need to rebuild refcount structures");
@@ -1496,15 +1564,15 @@ static int run(struct rep *s)
                 continue;
             replay(s, e, cev_line(s, e));
         }
-        /* the old structures, now unreferenced, are freed */
-        for (uint64_t k = 0; k < t->size; k++) {
-            uint64_t ch = k >> QC_IMRT_CHUNK_BITS, a, b;
-            if (qc_imrt_chunk_empty(t, ch)) {
-                k = ((ch + 1) << QC_IMRT_CHUNK_BITS) - 1;
-                continue;
-            }
-            a = qc_imrt_get(t, k);
-            b = qc_imrt_get(&s->final, k);
+        /* the old structures, now unreferenced, are freed: per cluster its
+         * count before the first decrement and after the last */
+        if (s->nfreed)
+            qsort(s->freed, s->nfreed, sizeof *s->freed, chg_cmp);
+        for (size_t i = 0; i < s->nfreed;) {
+            uint64_t k = s->freed[i].k, a = s->freed[i].from, b = qc_imrt_get(s->final, k);
+            for (; i < s->nfreed && s->freed[i].k == k; i++)
+                if (s->freed[i].from > a)
+                    a = s->freed[i].from;
             if (a != b)
                 emit(s, 0, "Repairing cluster %" PRId64 " refcount=%" PRIu64 " reference=%" PRIu64,
                      (int64_t)k, a, b);
@@ -1522,13 +1590,9 @@ static int run(struct rep *s)
         corr = calc_corr;
         errs = calc_err;
         if (calc_corr + cmp_corr + cmp_leaks > 0) {
-            print_compare(s, &m, true, &corr, &leaks, &errs, &cfixed, &lfixed);
-            for (size_t i = 0; i < m.n; i++) {
-                const struct mismatch *x = &m.v[i];
-                if (!x->unreadable && x->r1 && (x->r1 > x->r2 || s->all) &&
-                    (r = add_chg(s, x->k, x->r1, x->r2)) < 0)
-                    goto out;
-            }
+            struct cmp fx = { CMP_FIX, false, 0, 0, 0, &corr, &leaks, &errs, &cfixed, &lfixed };
+            if ((r = compare(s, &fx)) < 0)
+                goto out;
             if (s->nchg)
                 qsort(s->chg, s->nchg, sizeof *s->chg, chg_cmp);
         } else {
@@ -1590,7 +1654,6 @@ static int run(struct rep *s)
     rp->remaining = rp->corruptions + (rp->rebuild ? 0 : errs);
     r = plan_header_bits(s, rp->remaining == 0);
 out:
-    free(m.v);
     return r;
 }
 
@@ -1607,9 +1670,13 @@ int qc_repair_plan(const char *path, const struct qc_repair_opts *opts, struct q
     s.o = opts;
     s.all = opts->mode == QC_REPAIR_ALL;
     s.fail_at = SIZE_MAX;
+    s.cap.o = opts;
+    s.cap.all = s.all;
+    s.cap.stream = true;
+    s.cap.stopped_in = PH_OFLAG;
     co.sink = capture_sink;
     co.opaque = &s.cap;
-    co.collect_fixes = true;
+    co.problem_limit = opts->problem_limit;
     co.repair_snapshots = s.all;
     r = qc_check_image(path, &co, &rp->check, &rp->ctx);
     if (r == 0 && s.cap.oom)
@@ -1618,28 +1685,43 @@ int qc_repair_plan(const char *path, const struct qc_repair_opts *opts, struct q
         goto out;
     s.c = rp->ctx;
     if (rp->check.status != QC_CHECK_DONE) {
-        for (size_t i = 0; i < s.cap.n; i++)
-            replay(&s, &s.cap.v[i], cev_line(&s, &s.cap.v[i]));
         rp->status = QC_REPAIR_CHECK_FAILED;
+        if (s.cap.stream || s.cap.phase == PH_CALC || !opts->sink) {
+            /* everything it printed is kept or was streamed */
+            for (size_t i = 0; i < s.cap.n; i++)
+                replay_walk(&s, &s.cap.v[i]);
+        } else {
+            /* it printed lines that were not kept: check again for them */
+            struct resume rs = { opts, s.cap.nstreamed, 0 };
+            struct qc_check_result r2;
+            co.sink = resume_sink;
+            co.opaque = &rs;
+            r = qc_check_image(path, &co, &r2, NULL);
+            qc_check_result_free(&r2);
+        }
         goto out;
     }
     r = run(&s);
 out:
     free(s.cap.v);
     free(s.cap.text);
+    free(s.cap.refblock_line);
     free(s.excl);
     free(s.efix);
-    for (size_t i = 0; i < s.nl2c; i++)
-        free(s.l2c[i].t);
-    free(s.l2c);
     free(s.chg);
     free(s.new_rt);
     free(s.abandoned);
     free(s.grown_blocks);
     free(s.snap_buf);
-    if (s.final_ready)
-        qc_imrt_free(&s.final);
+    free(s.freed);
     return r;
+}
+
+void qc_repair_release(struct qc_repair *rp)
+{
+    qc_plan_free(&rp->plan);
+    qc_check_free(rp->ctx);
+    rp->ctx = NULL;
 }
 
 void qc_repair_free(struct qc_repair *rp)

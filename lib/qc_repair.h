@@ -43,12 +43,18 @@ struct qc_repair_opts {
     /* QEMU's stderr lines of the repair run, as they come */
     void (*sink)(void *opaque, const struct qc_check_event *ev);
     void *opaque;
+    /* problems the first check keeps in its result (0: the check's
+     * default); a caller that shows no problem list can keep few */
+    size_t problem_limit;
 };
 
 struct qc_repair {
     enum qc_repair_status status;
     struct qc_check_result check;    /* the first check (before repair) */
-    struct qc_check *ctx;            /* its context */
+    struct qc_check *ctx;            /* its context (after a rebuild its IMRT holds the
+                                      * counts after the repair, from which the plan
+                                      * makes the new refcount blocks: keep it while
+                                      * the plan is used) */
     struct qc_plan plan;
     int error;                       /* -errno of a failed repair run */
     /* the repair run's counters (qemu-img's result when nothing was fixed) */
@@ -76,5 +82,9 @@ struct qc_repair {
  * negative code when memory ran out. */
 int qc_repair_plan(const char *path, const struct qc_repair_opts *opts, struct qc_repair *rp);
 void qc_repair_free(struct qc_repair *rp);
+/* Frees the plan and the check's context once the plan is carried out (the
+ * counters, notes and first check's result stay), so that a check of the
+ * result does not run beside them. */
+void qc_repair_release(struct qc_repair *rp);
 
 #endif

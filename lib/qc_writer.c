@@ -13,6 +13,7 @@
 
 #include "qc_compress.h"
 #include "qc_refcount.h"
+#include "qc_repair.h"
 #include "qc_util.h"
 #include "qc_ext.h"
 #include "qc_writer_int.h"
@@ -332,14 +333,37 @@ void qc_w_free_state(struct qc_writer *w)
     w->ndiscards = w->discards_cap = 0;
 }
 
-/* The single place where a dirty image would be repaired on a read-write
- * open, as QEMU does.  The repair engine is not part of this library yet,
- * so a dirty image is refused with instructions. */
-static int qc_writer_repair_dirty(struct qc_writer *w)
+/* A dirty image opened for writing is repaired first, as QEMU does: the
+ * repair of qemu-img check -r all (its lines go to the repair sink), carried
+ * out through the image's own file so that the write log and crash
+ * injection see it.  Only a repair that could not run or that met check
+ * errors fails the open; corruptions it cannot fix leave the image dirty,
+ * as in QEMU.  The header, L1 and refcount table are read again after. */
+static int qc_writer_repair_dirty(struct qc_writer *w, const char *path)
 {
-    set_err(w, "the image is dirty (it was not closed cleanly while lazy refcounts were in "
-               "use); repair it first with 'qemu-img check -r all'");
-    return -EUCLEAN;
+    struct qc_repair_opts ro = { .mode = QC_REPAIR_ALL, .sink = w->opt.repair_sink,
+                                 .opaque = w->opt.repair_opaque };
+    struct qc_repair rp;
+    int r = qc_repair_plan(path, &ro, &rp);
+
+    if (r == 0 && rp.status != QC_REPAIR_PLANNED)
+        r = rp.error < 0 ? rp.error : -EIO;
+    if (r == 0)
+        r = qc_plan_execute(&rp.plan, &w->img.file);
+    if (r == 0 && rp.check_errors)
+        r = -EIO;
+    qc_repair_free(&rp);
+    if (r < 0) {
+        set_err(w, "Could not repair dirty image: %s", qc_strerror(r));
+        return r;
+    }
+    qc_w_free_state(w);
+    if ((r = qc_image_reload(&w->img, QC_VALIDATE_WRITE)) < 0 ||
+        (r = qc_w_init_state(w)) < 0) {
+        set_err(w, "Could not open '%s': %s", path, qc_strerror(r));
+        return r;
+    }
+    return 0;
 }
 
 static int open_depth(struct qc_writer *w, const char *path, const struct qc_writer_options *opt,
@@ -428,7 +452,7 @@ static int open_depth(struct qc_writer *w, const char *path, const struct qc_wri
                 r = -EUCLEAN;
                 goto fail;
             }
-            r = qc_writer_repair_dirty(w);
+            r = qc_writer_repair_dirty(w, path);
             if (r < 0)
                 goto fail;
         }

@@ -33,6 +33,7 @@ enum qc_discard_type {
 };
 
 struct qc_backing;
+struct qc_check_event;
 
 struct qc_writer_options {
     enum qc_cache_mode cache_mode;
@@ -44,6 +45,10 @@ struct qc_writer_options {
                               * catches broken ordering */
     bool no_backing;         /* do not open the backing file */
     bool repair_dirty;       /* repair a dirty image on a writable open (else refuse) */
+    /* the lines of that repair, as qemu-img check -r all prints them (QEMU
+     * prints them on stderr at the open); NULL: not shown */
+    void (*repair_sink)(void *opaque, const struct qc_check_event *ev);
+    void *repair_opaque;
 };
 
 struct qc_writer {

@@ -55,13 +55,19 @@ static int usage_error(const char *fmt, const char *arg)
     return 64;
 }
 
+/* One line of QEMU's report on stderr (millions on a badly damaged image:
+ * no formatting here; stderr is fully buffered and flushed before stdout
+ * output). */
 static void print_event(void *opaque, const struct qc_check_event *ev)
 {
     (void)opaque;
     if (!(ev->flags & QC_EVL_PRINTED))
         return;
-    fprintf(stderr, "%s%s%s", (ev->flags & QC_EVL_PROGNAME) ? "qemu-img: " : "", ev->line,
-            (ev->flags & QC_EVL_NO_NL) ? "" : "\n");
+    if (ev->flags & QC_EVL_PROGNAME)
+        fputs_unlocked("qemu-img: ", stderr);
+    fputs_unlocked(ev->line, stderr);
+    if (!(ev->flags & QC_EVL_NO_NL))
+        putc_unlocked('\n', stderr);
 }
 
 static void print_result(const char *path, const struct qc_check_result *r, bool json)
@@ -254,7 +260,8 @@ static void dry_run_output(const char *image, const struct qc_repair *rp, bool j
 static int repair(const char *image, enum qc_repair_mode mode, bool dry_run, const char *backup,
                   bool force, bool json, const struct qc_io_opts *io)
 {
-    struct qc_repair_opts ro = { mode, print_event, NULL };
+    /* the human report shows no problem list: the first check keeps one */
+    struct qc_repair_opts ro = { mode, print_event, NULL, json ? 0 : 1 };
     struct qc_repair rp;
     struct qc_file f;
     struct keep before, after;
@@ -314,6 +321,7 @@ static int repair(const char *image, enum qc_repair_mode mode, bool dry_run, con
         rc = 1;
         goto out;
     }
+    qc_repair_release(&rp);
     keep_read(&after, &f, before.bmdir_off, before.bmdir_len, false);
     print_notes(&rp);
     keep_compare(&before, &after, &rp);
@@ -333,6 +341,7 @@ static int repair(const char *image, enum qc_repair_mode mode, bool dry_run, con
         }
         co.sink = print_event;
         co.verify_compressed = json;
+        co.problem_limit = json ? 0 : 1;
         if (qc_check_image(image, &co, &r2, NULL) < 0) {
             fprintf(stderr, "qemu-img: Check failed: Cannot allocate memory\n");
             rc = 1;
@@ -440,6 +449,6 @@ int main(int argc, char **argv)
     if (undo_file)
         return undo(image, undo_file, force, &io);
     /* hostile images can produce millions of problem lines */
-    setvbuf(stderr, NULL, _IOFBF, 1 << 16);
+    setvbuf(stderr, NULL, _IOFBF, 1 << 20);
     return repair(image, mode, dry_run, backup, force, json, &io);
 }

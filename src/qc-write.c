@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "qc_check.h"
 #include "qc_iocmd.h"
 #include "qc_util.h"
 #include "qc_version.h"
@@ -53,6 +54,17 @@ static int usage_error(const char *fmt, const char *arg)
 struct stats {
     uint64_t writes[QC_WC_COUNT], bytes[QC_WC_COUNT], flushes[QC_WC_COUNT];
 };
+
+/* The lines of the repair of a dirty image, on stderr as QEMU prints them
+ * when it opens such an image for writing. */
+static void print_repair_line(void *opaque, const struct qc_check_event *ev)
+{
+    (void)opaque;
+    if (!(ev->flags & QC_EVL_PRINTED))
+        return;
+    fprintf(stderr, "%s%s%s", (ev->flags & QC_EVL_PROGNAME) ? PROG ": " : "", ev->line,
+            (ev->flags & QC_EVL_NO_NL) ? "" : "\n");
+}
 
 static void add_stats(struct stats *st, const struct qc_file *f)
 {
@@ -235,6 +247,7 @@ int main(int argc, char **argv)
     }
 
     wopt.repair_dirty = !no_repair;
+    wopt.repair_sink = print_repair_line;
     r = qc_writer_open(&w, image, &wopt, &io);
     if (r < 0) {
         free(cmds);

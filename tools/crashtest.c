@@ -50,7 +50,7 @@ static const char usage_text[] =
     "Usage: crashtest [--workload FILE] [--size SIZE] [-o CREATE_OPTS] [-t MODE]\n"
     "                 [--base IMAGE] [--torn] [--reorder] [--json] [-j N]\n"
     "       crashtest --replay LOG --base IMAGE [--workload FILE] [--torn] [--reorder]\n"
-    "                 [--json] [-j N]\n"
+    "                 [--damaged-base] [--json] [-j N]\n"
     "\n"
     "Runs a workload of qc-write commands (qemu-io syntax, one per line) on a new\n"
     "image (qc-write --create SIZE -o CREATE_OPTS, default 64M) or on a copy of\n"
@@ -58,7 +58,8 @@ static const char usage_text[] =
     "leave: qc-check runs, the repair makes the image clean for qc-check and\n"
     "qemu-img check, every write a flush acknowledged reads back intact and no\n"
     "other guest byte changed.  With --replay, the writes come from a\n"
-    "dm-log-writes LOG (QEMU's blklogwrites driver) made on BASE.\n"
+    "dm-log-writes LOG (QEMU's blklogwrites driver) or a --record of a qc tool\n"
+    "made on BASE.\n"
     "\n"
     "  --workload FILE     commands (default: a short built-in workload)\n"
     "  --size SIZE         virtual size of the new image (default 64M)\n"
@@ -70,6 +71,10 @@ static const char usage_text[] =
     "                      sector boundary\n"
     "  --reorder           also every subset of the writes since the last flush\n"
     "                      (up to 8 of them; beyond, each single one left out)\n"
+    "  --damaged-base      BASE may be damaged (the writes replayed are a repair's):\n"
+    "                      it need not be clean, qc-check may also exit 1 (check\n"
+    "                      errors), and corruption in a state is not blamed on the\n"
+    "                      order of the writes\n"
     "  --json              one JSON document instead of text\n"
     "  -j, --jobs N        states checked in parallel (default: CPUs)\n"
     "  --writer-opt OPT    extra qc-write option (e.g. --unsafe-order-l2-first,\n"
@@ -96,7 +101,7 @@ static const char default_workload[] =
 
 struct options {
     const char *workload, *size, *create_opts, *mode, *replay, *base, *final;
-    bool torn, reorder, json, keep;
+    bool torn, reorder, json, keep, damaged_base;
     int jobs;
     const char **writer_opts;
     int nwriter_opts;
@@ -791,7 +796,9 @@ static void check_state(const char *path, const struct state *st, struct result 
             snprintf(res->reason, sizeof res->reason, "qc-check could not be started");
             return;
         }
-        if (sanitizer_report(rr.out) || (rr.status != 0 && rr.status != 2 && rr.status != 3)) {
+        if (sanitizer_report(rr.out) ||
+            (rr.status != 0 && rr.status != 2 && rr.status != 3 &&
+             !(opt.damaged_base && rr.status == 1))) {
             snprintf(res->reason, sizeof res->reason, "qc-check failed (exit %d)%s", rr.status,
                      sanitizer_report(rr.out) ? ", sanitizer report" : "");
             run_free(&rr);
@@ -889,7 +896,7 @@ static void check_state(const char *path, const struct state *st, struct result 
 
     /* 4. metadata ordering: a crash may leak, but corrupt only an image
      * whose dirty bit says its refcounts are stale */
-    if (!st->dirty && res->before_corruptions > 0) {
+    if (!st->dirty && res->before_corruptions > 0 && !opt.damaged_base) {
         snprintf(res->reason, sizeof res->reason,
                  "%lld corruptions on an image not marked dirty: refcounts reached the file "
                  "after the tables that use them", (long long)res->before_corruptions);
@@ -1522,7 +1529,7 @@ static void record_workload(const char *base_path, const char *workload_path)
 int main(int argc, char **argv)
 {
     enum { O_WORKLOAD = 256, O_SIZE, O_BASE, O_REPLAY, O_TORN, O_REORDER, O_JSON, O_KEEP,
-           O_WRITER_OPT, O_VERSION, O_FINAL };
+           O_WRITER_OPT, O_VERSION, O_FINAL, O_DAMAGED_BASE };
     static const struct option lopts[] = {
         { "workload", required_argument, NULL, O_WORKLOAD },
         { "size", required_argument, NULL, O_SIZE },
@@ -1535,6 +1542,7 @@ int main(int argc, char **argv)
         { "jobs", required_argument, NULL, 'j' },
         { "writer-opt", required_argument, NULL, O_WRITER_OPT },
         { "final", required_argument, NULL, O_FINAL },
+        { "damaged-base", no_argument, NULL, O_DAMAGED_BASE },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, O_VERSION },
         { NULL, 0, NULL, 0 }
@@ -1579,6 +1587,7 @@ int main(int argc, char **argv)
             break;
         case O_WRITER_OPT: opt.writer_opts[opt.nwriter_opts++] = optarg; break;
         case O_FINAL: opt.final = optarg; break;
+        case O_DAMAGED_BASE: opt.damaged_base = true; break;
         case 'h':
             fputs(usage_text, stdout);
             return 0;
@@ -1645,7 +1654,10 @@ int main(int argc, char **argv)
         snprintf(workload_path, sizeof workload_path, "%s/workload", workdir);
         write_file(workload_path, (const uint8_t *)workload_text, strlen(workload_text));
     }
-    model_read_base(base_path);
+    /* a replay without its workload checks the structure only, so its base
+     * need not be readable (a damaged base that QEMU refuses to read) */
+    if (!(opt.replay && !opt.workload))
+        model_read_base(base_path);
     model_parse_workload(workload_text);
     free(workload_text);
 
@@ -1668,8 +1680,9 @@ int main(int argc, char **argv)
             failed_cmds[wlog.v[i].length] = true;
     }
 
-    /* a base that is not clean would make every verdict meaningless */
-    if (tools.qemu_img) {
+    /* a base that is not clean would make every verdict meaningless, unless
+     * the writes are a repair of its damage */
+    if (tools.qemu_img && !opt.damaged_base) {
         char *qargv[] = { tools.qemu_img, "check", base_path, NULL };
         struct run_result rr;
         if (run(qargv, NULL, &rr) < 0 || rr.status != 0)
@@ -1684,7 +1697,9 @@ int main(int argc, char **argv)
         for (uint64_t i = 0; i < wlog.n; i++)
             nflush += wlog.v[i].op == QC_WLOG_FLUSH;
         printf("crashtest: %s, %llu commands, %llu writes, %llu flushes%s%s\n",
-               opt.replay ? "replay of a dm-log-writes log" : "qc-write workload",
+               !opt.replay ? "qc-write workload"
+               : wlog.format == QC_WLOG_RECORD ? "replay of a write record"
+                                                : "replay of a dm-log-writes log",
                (unsigned long long)model.ncmds, (unsigned long long)nmods,
                (unsigned long long)nflush, opt.torn ? ", torn" : "", opt.reorder ? ", reordered" : "");
         printf("crashtest: checker: %s; repair: %s\n",

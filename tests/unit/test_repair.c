@@ -91,7 +91,7 @@ static void write_image(const struct img *m, char *path)
 
 static void plan(const char *path, enum qc_repair_mode mode, struct qc_repair *rp, struct lines *l)
 {
-    struct qc_repair_opts o = { mode, collect, l };
+    struct qc_repair_opts o = { .mode = mode, .sink = collect, .opaque = l };
     memset(l, 0, sizeof *l);
     assert_int_equal(qc_repair_plan(path, &o, rp), 0);
 }
@@ -321,6 +321,128 @@ static void interrupted(void **state)
     }
 }
 
+/* Raised and lowered refcounts interleaved in one refcount block (clusters
+ * 6, 8, 10 are mapped twice but counted 1; 5, 7, 9, 11 counted 3): the
+ * lowering write spans entries the raising write changed before it and
+ * must carry their new values.  Checked for every width that can count 3,
+ * for the whole plan and for the plan cut short after each step. */
+#define MIXED_CLUSTERS 13
+
+static struct img make_mixed(unsigned order)
+{
+    struct img m = make_image(order);
+    uint8_t *b = realloc(m.b, MIXED_CLUSTERS * CS);
+
+    assert_non_null(b);
+    m.b = b;
+    m.len = MIXED_CLUSTERS * CS;
+    for (unsigned k = 6; k < MIXED_CLUSTERS; k++) {
+        memset(m.b + (size_t)k * CS, (int)(0x10 + k), CS);
+        set_refcount(&m, k, 1);
+    }
+    for (unsigned g = 0; g < MIXED_CLUSTERS - 5; g++)
+        qc_put_be64(m.b + 4 * CS + 8 * g, 0x8000000000000000ull | (uint64_t)(5 + g) * CS);
+    qc_put_be64(m.b + 4 * CS + 8 * 8, 6 * CS);
+    qc_put_be64(m.b + 4 * CS + 8 * 9, 8 * CS);
+    qc_put_be64(m.b + 4 * CS + 8 * 10, 10 * CS);
+    for (unsigned k = 5; k <= 11; k += 2)
+        set_refcount(&m, k, 3);
+    return m;
+}
+
+static uint64_t refcount_at(const uint8_t *rb, unsigned order, uint64_t k)
+{
+    unsigned bits = 1u << order;
+    uint64_t v = 0;
+    if (bits >= 8) {
+        for (unsigned i = 0; i < bits / 8; i++)
+            v = v << 8 | rb[k * bits / 8 + i];
+        return v;
+    }
+    return (rb[k * bits / 8] >> (k * bits % 8)) & ((1u << bits) - 1);
+}
+
+static void mixed_result(const char *path, const struct img *m, unsigned order)
+{
+    struct qc_check_result r;
+    uint8_t *rb = malloc(CS), *data = malloc(CS);
+
+    assert_non_null(rb);
+    assert_non_null(data);
+    assert_int_equal(check(path, &r), 0);
+    qc_check_result_free(&r);
+    read_at(path, 2 * CS, rb, CS);
+    for (uint64_t k = 0; k < MIXED_CLUSTERS; k++)
+        assert_int_equal(refcount_at(rb, order, k), k == 6 || k == 8 || k == 10 ? 2 : 1);
+    for (uint64_t k = 5; k < MIXED_CLUSTERS; k++) {
+        read_at(path, k * CS, data, CS);
+        assert_memory_equal(data, m->b + k * CS, CS);
+    }
+    free(rb);
+    free(data);
+}
+
+static void raise_lower_interleaved(void **state)
+{
+    (void)state;
+    for (unsigned order = 1; order <= 6; order++) {
+        struct img m = make_mixed(order);
+        struct qc_repair rp;
+        size_t nsteps, raise_at = SIZE_MAX, lower_at = SIZE_MAX;
+
+        {
+            char path[] = "/tmp/qc-test-repair-XXXXXX";
+            struct lines l;
+            write_image(&m, path);
+            plan(path, QC_REPAIR_ALL, &rp, &l);
+            assert_int_equal(rp.status, QC_REPAIR_PLANNED);
+            assert_false(rp.rebuild);
+            assert_int_equal(rp.corruptions_fixed, 3 + 3);   /* 3 raised, 3 OFLAG_COPIED */
+            assert_int_equal(rp.leaks_fixed, 4);
+            assert_non_null(strstr(l.buf, "Repairing cluster 5 refcount=3 reference=1\n"
+                                          "Repairing cluster 6 refcount=1 reference=2\n"));
+            /* raised, flushed, then lowered, in two writes to the block */
+            for (size_t i = 0; i < rp.plan.n; i++) {
+                const struct qc_plan_step *st = &rp.plan.v[i];
+                if (st->op != QC_PLAN_WRITE || st->off < 2 * CS || st->off >= 3 * CS)
+                    continue;
+                if (raise_at == SIZE_MAX)
+                    raise_at = i;
+                else
+                    lower_at = i;
+            }
+            assert_true(raise_at != SIZE_MAX && lower_at != SIZE_MAX);
+            assert_non_null(strstr(rp.plan.v[raise_at].what, "raise"));
+            assert_non_null(strstr(rp.plan.v[lower_at].what, "lower"));
+            for (size_t i = raise_at + 1; i < lower_at; i++)
+                if (rp.plan.v[i].op == QC_PLAN_FLUSH)
+                    raise_at = SIZE_MAX;
+            assert_true(raise_at == SIZE_MAX);
+            execute(path, &rp.plan, SIZE_MAX);
+            nsteps = rp.plan.n;
+            qc_repair_free(&rp);
+            mixed_result(path, &m, order);
+            unlink(path);
+        }
+        for (size_t cut = 0; cut < nsteps; cut++) {
+            char path[] = "/tmp/qc-test-repair-XXXXXX";
+            struct lines l;
+
+            write_image(&m, path);
+            plan(path, QC_REPAIR_ALL, &rp, &l);
+            execute(path, &rp.plan, cut);
+            qc_repair_free(&rp);
+            plan(path, QC_REPAIR_ALL, &rp, &l);
+            assert_int_equal(rp.status, QC_REPAIR_PLANNED);
+            execute(path, &rp.plan, SIZE_MAX);
+            qc_repair_free(&rp);
+            mixed_result(path, &m, order);
+            unlink(path);
+        }
+        free(m.b);
+    }
+}
+
 /* A backup restores every byte and the length; a damaged one is refused. */
 static void backup_undo(void **state)
 {
@@ -378,6 +500,7 @@ int main(void)
         cmocka_unit_test(oflag_copied),
         cmocka_unit_test(never_on_old_block),
         cmocka_unit_test(interrupted),
+        cmocka_unit_test(raise_lower_interleaved),
         cmocka_unit_test(backup_undo),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
