@@ -8,6 +8,7 @@
 
 #include <json-c/json.h>
 
+#include "qc_check.h"
 #include "qc_edit.h"
 #include "qc_util.h"
 #include "qc_view.h"
@@ -463,6 +464,16 @@ static int finish_writer(struct shell *sh)
     return 0;
 }
 
+/* The lines of the repair of a dirty image at the writer's open, as
+ * qc-write prints them. */
+static void print_repair_line(void *err_file, const struct qc_check_event *ev)
+{
+    if (!(ev->flags & QC_EVL_PRINTED))
+        return;
+    fprintf(err_file, "%s%s%s", (ev->flags & QC_EVL_PROGNAME) ? PROG ": " : "", ev->line,
+            (ev->flags & QC_EVL_NO_NL) ? "" : "\n");
+}
+
 static int cmd_io(struct shell *sh, const struct cmd *c, int argc, char **argv,
                   const char *line)
 {
@@ -473,8 +484,12 @@ static int cmd_io(struct shell *sh, const struct cmd *c, int argc, char **argv,
     if (!sh->have_writer) {
         /* the session's image holds the locks; the writer shares them */
         struct qc_writer_options wo = { .cache_mode = QC_CACHE_WRITEBACK, .no_lock = true,
-                                        .repair_dirty = true };
-        int r = qc_writer_open(&sh->w, sh->path, &wo, NULL);
+                                        .repair_dirty = true,
+                                        .repair_sink = print_repair_line,
+                                        .repair_opaque = sh->err };
+        int r;
+        fflush(sh->out);
+        r = qc_writer_open(&sh->w, sh->path, &wo, NULL);
         if (r < 0) {
             fflush(sh->out);
             if (r == QC_E_FORMAT) {
