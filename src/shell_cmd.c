@@ -168,40 +168,64 @@ static int cmd_header_alias(struct shell *sh, const struct cmd *c, int argc, cha
     }
 }
 
-static const char *const nonzero_opt[] = { "--nonzero", NULL };
+static const char *const table_opts[] = { "--nonzero", "--json", NULL };
+
+/* A table view as JSON: the member qc-dump --json gives it.  1 when the
+ * view has an "error" (as the text view's exit status). */
+static int table_json(struct shell *sh, struct json_object *o)
+{
+    int rc;
+
+    if (!o) {
+        fprintf(sh->err, "%s: out of memory\n", PROG);
+        return 1;
+    }
+    rc = json_object_object_get_ex(o, "error", NULL) ? 1 : 0;
+    qc_json_print(sh->out, o);
+    json_object_put(o);
+    return rc;
+}
 
 static int cmd_table(struct shell *sh, const struct cmd *c, int argc, char **argv,
                      const char *line)
 {
-    bool nonzero = false;
+    bool set[2] = { false, false };   /* --nonzero, --json */
+    bool nonzero, json;
     int n;
 
     (void)line;
-    if (strcmp(c->name, "snapshots") == 0) {
-        if (no_args(sh, c, argc, argv))
-            return 64;
-        return qc_view_snapshots(sh->out, &sh->img);
-    }
-    if ((n = flags(sh, c, argc, argv, nonzero_opt, &nonzero)) < 0)
+    if ((n = flags(sh, c, argc, argv, table_opts, set)) < 0)
         return 64;
     if (n)
         return usage(sh, c, "unexpected argument '%s'", argv[1]);
+    nonzero = set[0];
+    json = set[1];
+    if (strcmp(c->name, "snapshots") == 0) {
+        if (nonzero)
+            return usage(sh, c, "unknown option '--nonzero'");
+        return json ? table_json(sh, qc_json_snapshots(&sh->img))
+                    : qc_view_snapshots(sh->out, &sh->img);
+    }
     switch (c->name[0]) {
-    case 'l': return qc_view_l1(sh->out, &sh->img, nonzero);
-    case 'r': return qc_view_refcounts(sh->out, &sh->img, nonzero);
-    default: return qc_view_bitmaps(sh->out, &sh->img, nonzero);
+    case 'l': return json ? table_json(sh, qc_json_l1(&sh->img, nonzero))
+                          : qc_view_l1(sh->out, &sh->img, nonzero);
+    case 'r': return json ? table_json(sh, qc_json_refcounts(&sh->img, nonzero))
+                          : qc_view_refcounts(sh->out, &sh->img, nonzero);
+    default: return json ? table_json(sh, qc_json_bitmaps(&sh->img, nonzero))
+                         : qc_view_bitmaps(sh->out, &sh->img, nonzero);
     }
 }
 
 static int cmd_l2(struct shell *sh, const struct cmd *c, int argc, char **argv,
                   const char *line)
 {
-    bool nonzero = false, all;
+    bool set[2] = { false, false };   /* --nonzero, --json */
+    bool all;
     uint64_t index = 0;
     int n;
 
     (void)line;
-    if ((n = flags(sh, c, argc, argv, nonzero_opt, &nonzero)) < 0)
+    if ((n = flags(sh, c, argc, argv, table_opts, set)) < 0)
         return 64;
     if (n != 1)
         return usage(sh, c, n ? "unexpected argument '%s'" : "missing INDEX%s",
@@ -209,7 +233,9 @@ static int cmd_l2(struct shell *sh, const struct cmd *c, int argc, char **argv,
     all = strcmp(argv[1], "all") == 0;
     if (!all && !qc_parse_size(argv[1], &index))
         return usage(sh, c, "invalid L1 index '%s' (a number or 'all')", argv[1]);
-    return qc_view_l2(sh->out, &sh->img, all, index, nonzero);
+    if (set[1])
+        return table_json(sh, qc_json_l2(&sh->img, all, index, set[0]));
+    return qc_view_l2(sh->out, &sh->img, all, index, set[0]);
 }
 
 static int cmd_map(struct shell *sh, const struct cmd *c, int argc, char **argv,
@@ -535,16 +561,18 @@ static const struct cmd cmds[] = {
       cmd_header_alias, C_IMAGE, "", A_NONE },
     { "features", "features", "feature bits joined with the feature table (qc-dump --features)",
       cmd_header_alias, C_IMAGE, "", A_NONE },
-    { "l1", "l1 [--nonzero]", "the active L1 table (qc-dump --l1)",
-      cmd_table, C_IMAGE, "--nonzero", A_NONE },
-    { "l2", "l2 INDEX|all [--nonzero]", "the L2 table of L1 entry INDEX, or all (qc-dump --l2)",
-      cmd_l2, C_IMAGE, "--nonzero all", A_NONE },
-    { "refcounts", "refcounts [--nonzero]", "refcount table and blocks (qc-dump --refcounts)",
-      cmd_table, C_IMAGE, "--nonzero", A_NONE },
-    { "snapshots", "snapshots", "the snapshot table (qc-dump --snapshots)",
-      cmd_table, C_IMAGE, "", A_NONE },
-    { "bitmaps", "bitmaps [--nonzero]", "persistent bitmaps (qc-dump --bitmaps)",
-      cmd_table, C_IMAGE, "--nonzero", A_NONE },
+    { "l1", "l1 [--nonzero] [--json]", "the active L1 table (qc-dump --l1)",
+      cmd_table, C_IMAGE, "--nonzero --json", A_NONE },
+    { "l2", "l2 INDEX|all [--nonzero] [--json]",
+      "the L2 table of L1 entry INDEX, or all (qc-dump --l2)",
+      cmd_l2, C_IMAGE, "--nonzero --json all", A_NONE },
+    { "refcounts", "refcounts [--nonzero] [--json]",
+      "refcount table and blocks (qc-dump --refcounts)",
+      cmd_table, C_IMAGE, "--nonzero --json", A_NONE },
+    { "snapshots", "snapshots [--json]", "the snapshot table (qc-dump --snapshots)",
+      cmd_table, C_IMAGE, "--json", A_NONE },
+    { "bitmaps", "bitmaps [--nonzero] [--json]", "persistent bitmaps (qc-dump --bitmaps)",
+      cmd_table, C_IMAGE, "--nonzero --json", A_NONE },
     { "map", "map [--json]", "guest-to-host map (qc-dump --map; --json as qemu-img map)",
       cmd_map, C_IMAGE, "--json", A_NONE },
     { "hexdump", "hexdump OFF LEN", "host bytes as hexdump -C (qc-dump --hexdump)",

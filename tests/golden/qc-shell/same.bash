@@ -30,3 +30,20 @@ same() {
         diff shell.out tool.out
     fi
 }
+
+# same_json IMAGE CMD MEMBER TOOL ARG...: prints `qc-shell -c CMD IMAGE`'s
+# JSON and exit status, then whether it equals (as JSON) the MEMBER of the
+# document TOOL ARG... prints.
+same_json() {
+    local img=$1 cmd=$2 member=$3 rs
+    shift 3
+    qc-shell -c "$cmd" "$img" >shell.out 2>&1; rs=$?
+    "$@" >tool.out 2>/dev/null
+    echo "-- $cmd  [exit $rs]"
+    cat shell.out
+    if python3 -c 'import json,sys; a=json.load(open("shell.out")); b=json.load(open("tool.out"))[sys.argv[1]]; sys.exit(a != b)' "$member"; then
+        echo "== same as member $member of: $*"
+    else
+        echo "!! not the same as member $member of: $*"
+    fi
+}
