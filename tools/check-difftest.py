@@ -38,8 +38,13 @@ FIELDS = ['corruptions', 'leaks', 'check-errors', 'allocated-clusters',
 # --- base images ---------------------------------------------------------------
 
 def sh(cmd, cwd):
-    r = subprocess.run(cmd, cwd=cwd, shell=True, stdout=subprocess.DEVNULL,
-                       stderr=subprocess.PIPE)
+    # qemu-img's LUKS key setup times a PBKDF run and now and then fails
+    # with "Unable to get accurate CPU usage": such a run is tried again
+    for _ in range(5):
+        r = subprocess.run(cmd, cwd=cwd, shell=True, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.PIPE)
+        if r.returncode == 0 or b'accurate CPU usage' not in r.stderr:
+            break
     if r.returncode != 0:
         raise RuntimeError('%s: exit %d: %s' % (cmd, r.returncode,
                                                 r.stderr.decode(errors='replace').strip()))
