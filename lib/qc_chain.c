@@ -333,7 +333,7 @@ static void node_free(struct qc_node *n)
             qc_image_close(&n->img);
             if (n->has_data_file)
                 qc_file_close(&n->data_file);
-            qc_refcount_reader_free(&n->refcounts);
+            qc_refcount_disk_close(&n->refcounts);
         } else {
             qc_file_close(&n->raw);
         }
@@ -356,7 +356,7 @@ static struct qc_node *node_new(struct qc_chain *c, const char *path, unsigned d
     n->img.file.fd = -1;
     n->raw.fd = -1;
     n->data_file.fd = -1;
-    n->refcounts.block_offset = UINT64_MAX;
+    n->refcounts.blk_off = UINT64_MAX;
     n->filename = strdup(path);
     if (!n->filename) {
         free(n);
@@ -712,25 +712,27 @@ int qc_node_l2_table(struct qc_node *n, uint64_t l2_offset, uint64_t l1_index,
     return 0;
 }
 
+/* The first unaligned refcount block QEMU meets is a corruption event. */
+static void refblock_unaligned(void *opaque, uint64_t block_offset, uint64_t table_index)
+{
+    qc_node_corruption(opaque, "Refblock offset %#llx unaligned (reftable index: %#llx)",
+                       (unsigned long long)block_offset, (unsigned long long)table_index);
+}
+
 int qc_node_refcount(struct qc_node *n, uint64_t cluster, uint64_t *refcount)
 {
-    uint64_t bad_off = 0, bad_index = 0;
     int r;
 
     if (!n->refcounts_loaded) {
         const struct qc_header *h = &n->img.hdr;
-        uint64_t entries = (uint64_t)h->refcount_table_clusters * n->img.cluster_size / 8;
-        r = qc_refcount_reader_init(&n->refcounts, n->file, h->refcount_table_offset, entries,
-                                    n->img.cluster_bits, n->img.refcount_order);
+        r = qc_refcount_disk_open(&n->refcounts, n->file, n->img.cluster_bits,
+                                  n->img.refcount_order, h->refcount_table_offset,
+                                  h->refcount_table_clusters);
         if (r < 0)
             return r;
+        n->refcounts.signal = refblock_unaligned;
+        n->refcounts.opaque = n;
         n->refcounts_loaded = true;
     }
-    r = qc_refcount_lookup(&n->refcounts, cluster, refcount, &bad_off, &bad_index);
-    if (r == QC_E_FORMAT) {
-        qc_node_corruption(n, "Refblock offset %#llx unaligned (reftable index: %#llx)",
-                           (unsigned long long)bad_off, (unsigned long long)bad_index);
-        return -EIO;
-    }
-    return r;
+    return qc_refcount_disk_get(&n->refcounts, cluster, refcount);
 }

@@ -75,7 +75,7 @@ struct qc_node {
 
     /* lseek(SEEK_DATA/SEEK_HOLE) answers for the data file (raw: the file) */
     struct qc_extent extent;
-    struct qc_refcount_reader refcounts;
+    struct qc_refcount_disk refcounts;
     bool refcounts_loaded;
 };
 

@@ -222,13 +222,13 @@ static bool detect_prealloc(struct qc_node *n)
         if (r == -EIO)
             return false;
     }
-    per_block = 1ull << n->refcounts.block_bits;
+    per_block = 1ull << n->refcounts.rb_bits;
     for (uint64_t i = 0; i < end_cluster && count < threshold;) {
         uint64_t index = i / per_block, rc;
         /* whole blocks without a refcount block count nothing */
-        if (index >= n->refcounts.table_entries)
+        if (index >= n->refcounts.nentries)
             break;
-        if (!(n->refcounts.table[index] & QC_REFT_OFFSET_MASK)) {
+        if (!(qc_refcount_disk_entry(&n->refcounts, index) & QC_REFT_OFFSET_MASK)) {
             i = (index + 1) * per_block;
             continue;
         }

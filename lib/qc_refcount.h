@@ -70,31 +70,5 @@ enum qc_refblock_state qc_refcount_disk_block_state(const struct qc_refcount_dis
 /* The refcount of CLUSTER: 0, or -EIO (calling the signal hook the first
  * time an unaligned block is met). */
 int qc_refcount_disk_get(struct qc_refcount_disk *d, uint64_t cluster, uint64_t *value);
-/* Looks refcounts up as QEMU's qcow2_get_refcount does: the refcount table
- * read once (zeros past EOF), one refcount block cached at a time. */
-struct qc_refcount_reader {
-    struct qc_file *file;
-    unsigned cluster_bits;
-    unsigned order;            /* refcount_order */
-    unsigned block_bits;       /* log2 of entries per refcount block */
-    uint64_t *table;           /* raw reftable entries, host order */
-    uint64_t table_entries;
-    uint8_t *block;            /* cached refcount block */
-    uint64_t block_offset;     /* its offset, UINT64_MAX when none */
-};
-
-/* Reads TABLE_ENTRIES reftable entries at TABLE_OFFSET (bytes past EOF read
- * as zeros).  The caller bounds TABLE_ENTRIES (QEMU: 8 MiB of table). */
-int qc_refcount_reader_init(struct qc_refcount_reader *r, struct qc_file *f,
-                            uint64_t table_offset, uint64_t table_entries,
-                            unsigned cluster_bits, unsigned order);
-void qc_refcount_reader_free(struct qc_refcount_reader *r);
-
-/* Refcount of host cluster CLUSTER: 0 beyond the table or under an empty
- * reftable entry.  Returns QC_E_FORMAT for a refcount block offset that is
- * not cluster aligned (*bad_offset and *bad_index then name it), or a
- * negative errno. */
-int qc_refcount_lookup(struct qc_refcount_reader *r, uint64_t cluster, uint64_t *refcount,
-                       uint64_t *bad_offset, uint64_t *bad_index);
 
 #endif

@@ -2,6 +2,7 @@
  * hexdump -C rendering, refcount lookups. */
 #include <stdarg.h>
 #include <stddef.h>
+#include <errno.h>
 #include <setjmp.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -321,14 +322,28 @@ static void test_hexdump(void **state)
     free(s);
 }
 
+struct unaligned_event {
+    uint64_t offset, index;
+    unsigned count;
+};
+
+static void record_unaligned(void *opaque, uint64_t block_offset, uint64_t table_index)
+{
+    struct unaligned_event *e = opaque;
+    e->offset = block_offset;
+    e->index = table_index;
+    e->count++;
+}
+
 static void test_refcount_lookup(void **state)
 {
     char path[] = "/tmp/qc-test-refcount.XXXXXX";
     int fd = mkstemp(path);
     uint8_t *img = calloc(1, 4 * 4096);
     struct qc_file f;
-    struct qc_refcount_reader r;
-    uint64_t rc = 0, bad_off = 0, bad_index = 0;
+    struct qc_refcount_disk r;
+    struct unaligned_event ev = { 0, 0, 0 };
+    uint64_t rc = 0;
     (void)state;
 
     assert_true(fd >= 0);
@@ -340,20 +355,22 @@ static void test_refcount_lookup(void **state)
     assert_int_equal(write(fd, img, 4 * 4096), 4 * 4096);
     close(fd);
     assert_int_equal(qc_file_open(&f, path, 0, NULL), 0);
-    assert_int_equal(qc_refcount_reader_init(&r, &f, 4096, 512, 12, 4), 0);
-    assert_int_equal(qc_refcount_lookup(&r, 3, &rc, &bad_off, &bad_index), 0);
+    assert_int_equal(qc_refcount_disk_open(&r, &f, 12, 4, 4096, 1), 0);
+    r.signal = record_unaligned;
+    r.opaque = &ev;
+    assert_int_equal(qc_refcount_disk_get(&r, 3, &rc), 0);
     assert_int_equal(rc, 7);
-    assert_int_equal(qc_refcount_lookup(&r, 4, &rc, &bad_off, &bad_index), 0);
+    assert_int_equal(qc_refcount_disk_get(&r, 4, &rc), 0);
     assert_int_equal(rc, 0);
-    assert_int_equal(qc_refcount_lookup(&r, 2048, &rc, &bad_off, &bad_index), QC_E_FORMAT);
-    assert_int_equal(bad_off, 12288 + 512);
-    assert_int_equal(bad_index, 1);
+    assert_int_equal(qc_refcount_disk_get(&r, 2048, &rc), -EIO);
+    assert_int_equal(ev.offset, 12288 + 512);
+    assert_int_equal(ev.index, 1);
     /* under empty entries and beyond the table: 0 */
-    assert_int_equal(qc_refcount_lookup(&r, 5000, &rc, NULL, NULL), 0);
+    assert_int_equal(qc_refcount_disk_get(&r, 5000, &rc), 0);
     assert_int_equal(rc, 0);
-    assert_int_equal(qc_refcount_lookup(&r, 100000000, &rc, NULL, NULL), 0);
+    assert_int_equal(qc_refcount_disk_get(&r, 100000000, &rc), 0);
     assert_int_equal(rc, 0);
-    qc_refcount_reader_free(&r);
+    qc_refcount_disk_close(&r);
     qc_file_close(&f);
     unlink(path);
     free(img);
