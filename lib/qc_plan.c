@@ -46,11 +46,21 @@ static struct qc_plan_step *add_step(struct qc_plan *p)
     return &p->v[p->n++];
 }
 
-static char *vformat(const char *fmt, va_list ap)
+/* A new step OP whose "what" is FMT formatted; NULL when memory ran out. */
+static struct qc_plan_step *add_step_v(struct qc_plan *p, enum qc_plan_op op,
+                                       const char *fmt, va_list ap)
 {
-    char *s = NULL;
-    if (vasprintf(&s, fmt, ap) < 0)
+    struct qc_plan_step *s;
+    char *what = NULL;
+
+    if (vasprintf(&what, fmt, ap) < 0)
         return NULL;
+    if (!(s = add_step(p))) {
+        free(what);
+        return NULL;
+    }
+    s->op = op;
+    s->what = what;
     return s;
 }
 
@@ -58,26 +68,23 @@ int qc_plan_write(struct qc_plan *p, uint64_t off, const void *data, size_t len,
                   enum qc_event ev, const char *fmt, ...)
 {
     struct qc_plan_step *s;
-    uint8_t *copy;
-    char *what;
+    uint8_t *copy = malloc(len ? len : 1);
     va_list ap;
 
-    copy = malloc(len ? len : 1);
+    if (!copy)
+        return QC_E_NOMEM;
     va_start(ap, fmt);
-    what = vformat(fmt, ap);
+    s = add_step_v(p, QC_PLAN_WRITE, fmt, ap);
     va_end(ap);
-    if (!copy || !what || !(s = add_step(p))) {
+    if (!s) {
         free(copy);
-        free(what);
         return QC_E_NOMEM;
     }
     memcpy(copy, data, len);
-    s->op = QC_PLAN_WRITE;
     s->off = off;
     s->len = len;
     s->data = copy;
     s->ev = ev;
-    s->what = what;
     return 0;
 }
 
@@ -85,24 +92,19 @@ int qc_plan_write_fill(struct qc_plan *p, uint64_t off, size_t len, qc_plan_fill
                        void *ctx, uint64_t arg, enum qc_event ev, const char *fmt, ...)
 {
     struct qc_plan_step *s;
-    char *what;
     va_list ap;
 
     va_start(ap, fmt);
-    what = vformat(fmt, ap);
+    s = add_step_v(p, QC_PLAN_WRITE, fmt, ap);
     va_end(ap);
-    if (!what || !(s = add_step(p))) {
-        free(what);
+    if (!s)
         return QC_E_NOMEM;
-    }
-    s->op = QC_PLAN_WRITE;
     s->off = off;
     s->len = len;
     s->fill = fill;
     s->fill_ctx = ctx;
     s->fill_arg = arg;
     s->ev = ev;
-    s->what = what;
     return 0;
 }
 
@@ -131,19 +133,14 @@ static int step_bytes(const struct qc_plan_step *s, const uint8_t **out, uint8_t
 int qc_plan_grow(struct qc_plan *p, uint64_t size, const char *fmt, ...)
 {
     struct qc_plan_step *s;
-    char *what;
     va_list ap;
 
     va_start(ap, fmt);
-    what = vformat(fmt, ap);
+    s = add_step_v(p, QC_PLAN_GROW, fmt, ap);
     va_end(ap);
-    if (!what || !(s = add_step(p))) {
-        free(what);
+    if (!s)
         return QC_E_NOMEM;
-    }
-    s->op = QC_PLAN_GROW;
     s->off = size;
-    s->what = what;
     return 0;
 }
 
