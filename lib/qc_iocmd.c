@@ -94,6 +94,22 @@ static void free_argv(char **argv, int argc)
     free(argv);
 }
 
+/* OFFSET and LENGTH of a request (ARGV[0], ARGV[1]); with LIMIT, a length
+ * over qemu-io's request maximum is refused. */
+static int parse_range(struct qc_iocmd *c, char **argv, bool limit, FILE *out, FILE *err,
+                       const char *prog)
+{
+    if (cvtnum(argv[0], &c->offset, out, err, prog) < 0)
+        return -1;
+    if (cvtnum(argv[1], &c->length, out, err, prog) < 0)
+        return -1;
+    if (limit && c->length > REQUEST_MAX_BYTES) {
+        fprintf(out, "length cannot exceed %llu, given %s\n", REQUEST_MAX_BYTES, argv[1]);
+        return -1;
+    }
+    return 0;
+}
+
 static int parse_write(struct qc_iocmd *c, const struct cmd_info *ci, int argc, char **argv,
                        FILE *out, FILE *err, const char *prog)
 {
@@ -150,9 +166,7 @@ static int parse_write(struct qc_iocmd *c, const struct cmd_info *ci, int argc, 
         fprintf(out, "Only one of -z, -P, and -s can be specified at the same time\n");
         return -1;
     }
-    if (cvtnum(argv[optind], &c->offset, out, err, prog) < 0)
-        return -1;
-    if (cvtnum(argv[optind + 1], &c->length, out, err, prog) < 0)
+    if (parse_range(c, argv + optind, false, out, err, prog) < 0)
         return -1;
     if (c->length > REQUEST_MAX_BYTES && !nofallback) {
         fprintf(out, "length cannot exceed %llu without -n, given %s\n",
@@ -219,14 +233,8 @@ static int parse_read(struct qc_iocmd *c, const struct cmd_info *ci, int argc, c
         usage(out, ci);
         return -1;
     }
-    if (cvtnum(argv[optind], &c->offset, out, err, prog) < 0)
+    if (parse_range(c, argv + optind, true, out, err, prog) < 0)
         return -1;
-    if (cvtnum(argv[optind + 1], &c->length, out, err, prog) < 0)
-        return -1;
-    if (c->length > REQUEST_MAX_BYTES) {
-        fprintf(out, "length cannot exceed %llu, given %s\n", REQUEST_MAX_BYTES, argv[optind + 1]);
-        return -1;
-    }
     if (!c->pattern_set && (lflag || sflag)) {
         usage(out, ci);
         return -1;
@@ -266,14 +274,8 @@ static int parse_discard(struct qc_iocmd *c, const struct cmd_info *ci, int argc
         usage(out, ci);
         return -1;
     }
-    if (cvtnum(argv[optind], &c->offset, out, err, prog) < 0)
+    if (parse_range(c, argv + optind, true, out, err, prog) < 0)
         return -1;
-    if (cvtnum(argv[optind + 1], &c->length, out, err, prog) < 0)
-        return -1;
-    if (c->length > REQUEST_MAX_BYTES) {
-        fprintf(out, "length cannot exceed %llu, given %s\n", REQUEST_MAX_BYTES, argv[optind + 1]);
-        return -1;
-    }
     return 0;
 }
 
