@@ -14,12 +14,20 @@ BIN      ?= bin
 SAN      ?=
 PKG_CONFIG ?= pkg-config
 
+DEPS     ?= tools/deps.sh
+
+# The flags pkg-config gives are asked for when a compile or link first
+# needs them, never when this file is read: the entry points below install
+# missing packages first and then build in a sub-make, which asks pkg-config
+# afresh.  (Reading them at parse time would capture the answer from before
+# the -dev packages existed.)
 PKGS     := zlib libzstd json-c
-PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
-RL_LIBS    := $(shell $(PKG_CONFIG) --libs readline 2>/dev/null || echo -lreadline)
-CMOCKA_CFLAGS := $(shell $(PKG_CONFIG) --cflags cmocka 2>/dev/null)
-CMOCKA_LIBS   := $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null || echo -lcmocka)
+lazy_pkg = $(eval $(1) := $$(shell $(2)))$($(1))
+PKG_CFLAGS = $(call lazy_pkg,PKG_CFLAGS,$(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   = $(call lazy_pkg,PKG_LIBS,$(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
+RL_LIBS    = $(call lazy_pkg,RL_LIBS,$(PKG_CONFIG) --libs readline 2>/dev/null || echo -lreadline)
+CMOCKA_CFLAGS = $(call lazy_pkg,CMOCKA_CFLAGS,$(PKG_CONFIG) --cflags cmocka 2>/dev/null)
+CMOCKA_LIBS   = $(call lazy_pkg,CMOCKA_LIBS,$(PKG_CONFIG) --libs cmocka 2>/dev/null || echo -lcmocka)
 
 WARN     := -Wall -Wextra -Werror
 OPT      ?= -O2
@@ -28,7 +36,7 @@ ifeq ($(SAN),1)
 SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 OPT      := -O1
 endif
-ALL_CFLAGS := -std=c11 -D_GNU_SOURCE -pthread $(WARN) $(CFLAGS) $(SANFLAGS) -Ilib $(PKG_CFLAGS)
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -pthread $(WARN) $(CFLAGS) $(SANFLAGS) -Ilib $(PKG_CFLAGS)
 ALL_LDFLAGS := -pthread $(LDFLAGS) $(SANFLAGS)
 
 LIB_SRC  := $(wildcard lib/*.c)
@@ -44,9 +52,14 @@ HDRS     := $(wildcard lib/*.h)
 # tools/crashtest runs this binary
 CRASHTEST := $(BIN)/crashtest
 
-.PHONY: all deps check check-normal check-san demo fuzz bench install clean unit golden interop crash
+.PHONY: all build deps deps-build check check-run check-normal check-san demo fuzz bench install clean tests-build
 
-all: $(TOOLS) $(CRASHTEST)
+# Every entry point a user types first makes sure the Debian packages are
+# there (tools/deps.sh), then builds in a sub-make that sees them.
+all: deps-build
+	@$(MAKE) --no-print-directory build
+
+build: $(TOOLS) $(CRASHTEST)
 
 $(BUILD)/lib/%.o: lib/%.c $(HDRS)
 	@mkdir -p $(dir $@)
@@ -81,7 +94,11 @@ $(BUILD)/tests/replay_%: tests/fuzz/%.c tests/fuzz/replay.c $(LIBQC) $(HDRS)
 	$(CC) $(ALL_CFLAGS) -o $@ $< tests/fuzz/replay.c $(LIBQC) $(ALL_LDFLAGS) $(PKG_LIBS)
 
 deps:
-	@tools/deps.sh
+	@$(DEPS)
+
+# Only what building needs (plain make); the test and demo targets need all.
+deps-build:
+	@$(DEPS) --build
 
 tests-build: $(TOOLS) $(CRASHTEST) $(UNIT_BIN) $(REPLAY_BIN)
 
@@ -97,6 +114,9 @@ check-san:
 # process at a time; two cores halve the wall time).  Each pass's lines are
 # shown whole when it ends; CHECK_SERIAL=1 runs them one after the other.
 check: deps
+	@$(MAKE) --no-print-directory check-run
+
+check-run:
 ifeq ($(CHECK_SERIAL),1)
 	@$(MAKE) --no-print-directory check-normal
 	@$(MAKE) --no-print-directory check-san
@@ -111,17 +131,20 @@ else
 endif
 	@tests/summary.sh build/results.normal build/san/results.san
 
-demo: deps all
+demo: deps
+	@$(MAKE) --no-print-directory build
 	@QC_BIN=$(BIN) tools/demo.sh
 
 FUZZ_SECONDS ?= 60
 fuzz: deps
 	@tools/fuzz.sh $(FUZZ_SECONDS)
 
-bench: deps all
+bench: deps
+	@$(MAKE) --no-print-directory build
 	@tools/bench.sh
 
-install: all
+install: deps-build
+	@$(MAKE) --no-print-directory build
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1
 	install -m 755 $(TOOLS) $(DESTDIR)$(PREFIX)/bin/
 	install -m 755 $(CRASHTEST) $(DESTDIR)$(PREFIX)/bin/crashtest
