@@ -36,7 +36,7 @@ build() { # build LABEL MAKE-ARGS...: one make run from a clean, uninstalled sta
     rm -f "$marker"; make -C "$src" -s clean >/dev/null 2>&1
     if ! make -C "$src" -j2 OPT=-O0 PKG_CONFIG="$TEST_DIR/stub/pkg-config" "$@" >"$TEST_DIR/$label.log" 2>&1; then
         echo "FAIL: make $* did not build in one go on a fresh machine:"
-        grep -m5 -E 'undefined reference|error|Error' "$TEST_DIR/$label.log"
+        grep -m5 -E 'undefined reference|error:|\*\*\*' "$TEST_DIR/$label.log"
         fail=1; return 1
     fi
     [ -e "$marker" ] || { echo "FAIL: make $* did not run the dependency step"; fail=1; return 1; }
