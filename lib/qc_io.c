@@ -180,42 +180,78 @@ static int take_byte(int fd, off_t byte)
     return 0;
 }
 
-/* A read-write user as QEMU: uses read, write, resize; refuses to share
- * write and resize.  Checks every conflict before taking anything. */
-static int lock_as_writer(int fd, bool force, const char **why)
+static void release_byte(int fd, off_t byte)
 {
-    static const int uses[] = { PERM_READ, PERM_WRITE, PERM_RESIZE };
-    static const int unshared[] = { PERM_WRITE, PERM_RESIZE };
-    bool locked;
-    int r;
+    struct flock fl = { .l_type = F_UNLCK, .l_whence = SEEK_SET,
+                        .l_start = byte, .l_len = 1 };
+    if (fcntl(fd, lock_cmd_set(), &fl) < 0)
+        (void)fcntl(fd, F_SETLK, &fl);
+}
 
-    if (!force) {
-        for (size_t i = 0; i < sizeof uses / sizeof uses[0]; i++) {
-            if ((r = byte_locked_by_other(fd, 200 + uses[i], &locked)) < 0)
-                return r;
-            if (locked) {
+/* Takes the "uses" bytes of USES and the "refuses to share" bytes of
+ * UNSHARED, then checks for conflicts, as QEMU does (raw_apply_lock_bytes,
+ * then raw_check_lock_bytes): taking first means that of two processes
+ * starting at once at least one sees the other.  A conflict is another
+ * process using what we refuse to share, or refusing to share what we use;
+ * on one, what was taken is given back. */
+static int lock_perms(int fd, unsigned uses, unsigned unshared, bool force,
+                      const char **why)
+{
+    bool locked;
+    int r = 0;
+
+    for (int i = 0; i < 4 && r == 0; i++) {
+        if ((uses >> i) & 1)
+            r = take_byte(fd, 100 + i);
+        if (r == 0 && ((unshared >> i) & 1))
+            r = take_byte(fd, 200 + i);
+    }
+    if (force)
+        return 0;
+    for (int i = 0; i < 4 && r == 0; i++) {
+        if ((uses >> i) & 1) {
+            if ((r = byte_locked_by_other(fd, 200 + i, &locked)) == 0 && locked) {
                 if (why)
-                    *why = perm_names[uses[i]];
-                return QC_E_LOCKED;
+                    *why = perm_names[i];
+                r = QC_E_LOCKED;
             }
         }
-        for (size_t i = 0; i < sizeof unshared / sizeof unshared[0]; i++) {
-            if ((r = byte_locked_by_other(fd, 100 + unshared[i], &locked)) < 0)
-                return r;
-            if (locked) {
+        if (r == 0 && ((unshared >> i) & 1)) {
+            if ((r = byte_locked_by_other(fd, 100 + i, &locked)) == 0 && locked) {
                 if (why)
-                    *why = perm_names[unshared[i]];
-                return QC_E_LOCKED;
+                    *why = perm_names[i];
+                r = QC_E_LOCKED;
             }
         }
     }
-    for (size_t i = 0; i < sizeof uses / sizeof uses[0]; i++)
-        if ((r = take_byte(fd, 100 + uses[i])) < 0 && !force)
-            return r;
-    for (size_t i = 0; i < sizeof unshared / sizeof unshared[0]; i++)
-        if ((r = take_byte(fd, 200 + unshared[i])) < 0 && !force)
-            return r;
-    return 0;
+    if (r < 0)
+        for (int i = 0; i < 4; i++) {
+            release_byte(fd, 100 + i);
+            release_byte(fd, 200 + i);
+        }
+    return r;
+}
+
+#define PERM(p) (1u << (p))
+
+/* A read-write user as QEMU: uses read, write, resize; refuses to share
+ * write and resize. */
+static int lock_as_writer(int fd, bool force, const char **why)
+{
+    return lock_perms(fd, PERM(PERM_READ) | PERM(PERM_WRITE) | PERM(PERM_RESIZE),
+                      PERM(PERM_WRITE) | PERM(PERM_RESIZE), force, why);
+}
+
+int qc_fd_lock_writer(int fd, bool force, const char **why)
+{
+    return lock_as_writer(fd, force, why);
+}
+
+/* A backing file under a writer, as QEMU locks it: consistent read used,
+ * write refused to others (a running writer of the base is a conflict). */
+int qc_fd_lock_backing(int fd, bool force, const char **why)
+{
+    return lock_perms(fd, PERM(PERM_READ), PERM(PERM_WRITE) | PERM(PERM_RESIZE), force, why);
 }
 
 int qc_file_probe_locks(const char *path, bool *in_use, bool *writer)

@@ -208,6 +208,14 @@ void qc_file_mark(struct qc_file *f, enum qc_mark kind, uint64_t value);
  * when someone holds the "write" permission. */
 int qc_file_probe_locks(const char *path, bool *in_use, bool *writer);
 
+/* QEMU's locks on a descriptor opened elsewhere, taken then checked as
+ * QEMU does: as a read-write user (read, write, resize; write and resize
+ * not shared), or as a writer's backing file (read; write and resize not
+ * shared).  QC_E_LOCKED with *why naming the permission on a conflict;
+ * FORCE takes what it can and ignores conflicts. */
+int qc_fd_lock_writer(int fd, bool force, const char **why);
+int qc_fd_lock_backing(int fd, bool force, const char **why);
+
 /* Exit status used for a simulated power failure. */
 #define QC_CRASH_EXIT 99
 

@@ -1,6 +1,7 @@
 #include "qc_util.h"
 
 #include <ctype.h>
+#include <stdio.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -213,4 +214,77 @@ int qc_parse_qemu_size(const char *s, uint64_t *out, bool *hex_suffix)
         *out = val * mul + f;
     }
     return 0;
+}
+
+/* Length of the UTF-8 sequence starting at S (at most N bytes), or 0 when
+ * it is not a valid, printable one (overlong forms, surrogates, C1
+ * controls are not). */
+static size_t utf8_seq(const unsigned char *s, size_t n)
+{
+    uint32_t cp;
+    size_t len;
+
+    if (s[0] < 0xc2 || s[0] > 0xf4)
+        return 0;
+    len = s[0] < 0xe0 ? 2 : s[0] < 0xf0 ? 3 : 4;
+    if (len > n)
+        return 0;
+    cp = s[0] & (0x7f >> len);
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+        cp = cp << 6 | (s[i] & 0x3f);
+    }
+    if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+        (cp >= 0xd800 && cp <= 0xdfff) || (cp >= 0x80 && cp < 0xa0))
+        return 0;
+    return len;
+}
+
+char *qc_escape(const char *str, size_t len)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    char *out, *o;
+
+    if (len > (SIZE_MAX - 1) / 4)
+        return NULL;
+    if (!(out = malloc(len * 4 + 1)))
+        return NULL;
+    o = out;
+    for (size_t i = 0; i < len;) {
+        size_t u;
+        if (s[i] == '\\') {
+            *o++ = '\\';
+            *o++ = '\\';
+            i++;
+        } else if (s[i] >= 0x20 && s[i] < 0x7f) {
+            *o++ = (char)s[i++];
+        } else if (s[i] >= 0x80 && (u = utf8_seq(s + i, len - i)) != 0) {
+            memcpy(o, s + i, u);
+            o += u;
+            i += u;
+        } else {
+            o += sprintf(o, "\\x%02x", s[i++]);
+        }
+    }
+    *o = 0;
+    return out;
+}
+
+const char *qc_esc(const char *s)
+{
+    static _Thread_local char bufs[4][1024];
+    static _Thread_local unsigned next;
+    char *b = bufs[next++ % 4];
+    size_t n = s ? strlen(s) : 0;
+    char *e;
+
+    if (n > 255)
+        n = 255;
+    e = qc_escape(s ? s : "", n);
+    if (!e)
+        return "?";
+    snprintf(b, sizeof bufs[0], "%s%s", e, s && strlen(s) > n ? "..." : "");
+    free(e);
+    return b;
 }

@@ -3,6 +3,7 @@
 #define QC_UTIL_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* Sizes and offsets: plain decimal, 0x hex, and qemu suffixes k M G T P E
@@ -22,6 +23,19 @@ int qc_parse_qemu_size(const char *str, uint64_t *out, bool *hex_suffix);
  * leading zero, underscores between digits.  Negative values and values
  * above UINT64_MAX are reported through *neg / false. */
 bool qc_parse_pyint(const char *str, uint64_t *out, bool *neg);
+
+/* A string from the image made safe for a terminal or a text view: bytes
+ * below 0x20, 0x7f and, unless the text is valid UTF-8, bytes above 0x7f
+ * become \xNN, and a backslash becomes \\, so that no escape sequence in
+ * an image reaches the terminal and the printed text maps back to the
+ * bytes.  LEN bytes of S (embedded NULs escaped too); the result is
+ * malloc'ed (NULL when out of memory).  JSON output does not need this:
+ * json-c escapes its strings. */
+char *qc_escape(const char *s, size_t len);
+/* qc_escape of a NUL-terminated string into a static rotating buffer
+ * (four in turn, each up to 1 KiB, longer text cut with "..."), for
+ * printf arguments. */
+const char *qc_esc(const char *s);
 
 /* Message for a negative code from the library (errno or QC_E_*). */
 const char *qc_strerror(int code);
