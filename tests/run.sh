@@ -4,7 +4,7 @@
 # "N passed, N failed" line; writes the counts to $BUILD/results.*.
 #
 #   BUILD=build BIN=bin tests/run.sh [SUITE...]
-#   suites: unit golden interop fuzz-replay crash build   (default: all)
+#   suites: unit golden interop abuse fuzz-replay crash build   (default: all)
 #   GOLDEN_UPDATE=1 rewrites golden .out files from the current output.
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -19,7 +19,7 @@ export PATH="$QC_BIN:$top/tools:$PATH"
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:exitcode=86:abort_on_error=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 export LC_ALL=C TZ=UTC
-suites=${*:-unit golden interop fuzz-replay crash build}
+suites=${*:-unit golden interop abuse fuzz-replay crash build}
 
 pass=0 fail=0 skip=0
 failed_names=()
@@ -127,6 +127,7 @@ for s in $suites; do
     interop) run_scripts interop ;;
     crash) run_scripts crash ;;
     build) run_scripts build ;;
+    abuse) run_scripts abuse ;;
     fuzz-replay) run_fuzz_replay ;;
     *) echo "unknown suite $s" >&2; exit 2 ;;
     esac
