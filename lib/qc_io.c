@@ -1,5 +1,6 @@
 /* File I/O: bounds checks, locking, the write log and crash injection. */
 #include "qc_io.h"
+#include "qc_sidefile.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -761,19 +762,38 @@ int qc_io_opts_parse(struct qc_io_opts *o, int opt, const char *arg,
     }
 }
 
+/* The log and the record are side files: never the image itself (through a
+ * symlink or a hard link either), never written through a symlink at their
+ * own name, mode 0600.  An existing regular file is replaced, as before. */
+static FILE *open_side_log(const char *path, const struct qc_file *f, const char **what)
+{
+    static _Thread_local char msg[512];
+    struct qc_protect prot;
+    FILE *fp;
+
+    qc_protect_init(&prot);
+    qc_protect_add_fd(&prot, f->fd, "the image");
+    fp = qc_sidefile_fopen(path, &prot, QC_SIDE_FORCE, msg, sizeof msg);
+    if (!fp) {
+        size_t n = strlen(path);
+        *what = msg;
+        /* the reason alone: callers print the path themselves */
+        if (strncmp(msg, path, n) == 0 && msg[n] == ':')
+            memmove(msg, msg + n + 2, strlen(msg + n + 2) + 1);
+        snprintf(msg + strlen(msg), sizeof msg - strlen(msg), " (%s)", path);
+    }
+    return fp;
+}
+
 int qc_io_opts_apply(const struct qc_io_opts *o, struct qc_file *f, const char **what)
 {
     f->crash = o->crash;
-    if (o->write_log) {
-        f->log = fopen(o->write_log, "w");
-        if (!f->log) {
-            *what = o->write_log;
-            return -errno;
-        }
-    }
+    if (o->write_log && !(f->log = open_side_log(o->write_log, f, what)))
+        return -EPERM;
     if (o->record) {
-        f->record = fopen(o->record, "wb");
-        if (!f->record || qc_wlog_put_magic(f->record) < 0) {
+        if (!(f->record = open_side_log(o->record, f, what)))
+            return -EPERM;
+        if (qc_wlog_put_magic(f->record) < 0) {
             *what = o->record;
             return -errno;
         }

@@ -12,6 +12,7 @@
 
 #include "qc_endian.h"
 #include "qc_plan.h"
+#include "qc_sidefile.h"
 #include "qc_view.h"
 
 #define BACKUP_MAGIC "QCREPBK1"
@@ -312,11 +313,24 @@ int qc_backup_save(const struct qc_plan *p, struct qc_file *f, const char *path,
     for (size_t i = 0; i < p->n; i++)
         if (p->v[i].op == QC_PLAN_WRITE && p->v[i].off < f->size)
             nranges++;
-    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0 || !(b.fp = fdopen(fd, "wb"))) {
+    /* Never the image (a typo, a symlink or a hard link to it), never an
+     * existing file: a backup that replaced an earlier one would lose it. */
+    {
+        static _Thread_local char msg[512];
+        struct qc_protect prot;
+        size_t n = strlen(path);
+
+        qc_protect_init(&prot);
+        qc_protect_add_fd(&prot, f->fd, "the image");
+        fd = qc_sidefile_open(path, &prot, 0, msg, sizeof msg);
+        if (fd < 0) {
+            *err = strncmp(msg, path, n) == 0 && msg[n] == ':' ? msg + n + 2 : msg;
+            return -EPERM;
+        }
+    }
+    if (!(b.fp = fdopen(fd, "wb"))) {
         r = -errno;
-        if (fd >= 0)
-            close(fd);
+        close(fd);
         *err = "cannot create the backup file";
         return r;
     }

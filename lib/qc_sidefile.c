@@ -64,7 +64,7 @@ static int open_existing(const char *path, const struct qc_protect *p, unsigned 
 {
     struct stat st;
     const char *what;
-    int fd = open(path, O_WRONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    int fd = open(path, ((flags & QC_SIDE_LOCK) ? O_RDWR : O_WRONLY) | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 
     if (fd < 0) {
         if (errno == ELOOP)
@@ -99,7 +99,9 @@ int qc_sidefile_open(const char *path, const struct qc_protect *p, unsigned flag
         snprintf(why, sizeof why, "is %s: refusing to overwrite it", what);
         return refuse(-1, err, errlen, path, why);
     }
-    fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    /* read access too when locking: QEMU's locks are shared (read) locks */
+    fd = open(path, ((flags & QC_SIDE_LOCK) ? O_RDWR : O_WRONLY) | O_CREAT | O_EXCL | O_NOFOLLOW |
+                        O_CLOEXEC, 0600);
     if (fd >= 0) {
         created = true;
     } else if (errno == EEXIST) {

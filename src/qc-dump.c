@@ -11,6 +11,7 @@
 #include "qc_guest.h"
 #include "qc_image.h"
 #include "qc_util.h"
+#include "qc_sidefile.h"
 #include "qc_view.h"
 #include "qc_version.h"
 
@@ -246,11 +247,25 @@ static int do_raw(const struct options *o, struct json_object *doc)
         qc_chain_close(&c);
         return 1;
     }
-    fd = open(o->raw_out, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        fprintf(stderr, "qc-dump: %s: %s\n", o->raw_out, strerror(errno));
-        qc_chain_close(&c);
-        return 1;
+    /* Locked as qemu-img convert locks its target: a disk a running QEMU
+     * holds is refused, never replaced; no symlink at the name is followed. */
+    {
+        struct qc_protect prot;
+        char msg[512];
+
+        qc_protect_init(&prot);
+        for (const struct qc_node *n = c.top; n; n = n->backing) {
+            qc_protect_add_fd(&prot, n->file->fd, "a file the image reads");
+            if (n->has_data_file)
+                qc_protect_add_fd(&prot, n->data_file.fd, "a file the image reads");
+        }
+        fd = qc_sidefile_open(o->raw_out, &prot, QC_SIDE_FORCE | QC_SIDE_LOCK | QC_SIDE_DEVICE,
+                              msg, sizeof msg);
+        if (fd < 0) {
+            fprintf(stderr, "qc-dump: %s\n", msg);
+            qc_chain_close(&c);
+            return 1;
+        }
     }
     r = qc_guest_export_raw(&c, fd, &stage, &at);
     if (close(fd) < 0 && r == 0) {

@@ -1,0 +1,71 @@
+#!/bin/bash
+# Side files (backup, write log, record, raw output) never destroy the
+# image: not when they name it, not through a symlink or a hard link to
+# it; a backup is created exclusively, mode 0600, never through a symlink
+# planted at its name, and never replaces an earlier backup; a raw export
+# refuses a target that a running QEMU holds.
+. "$TESTS/lib.sh"
+cd "$TEST_DIR"
+fails=0
+fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+pid=
+cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; }
+trap cleanup EXIT
+
+# A dirty lazy-refcount image: qc-repair has work to do on it.
+fixture ck-lazy d.qcow2
+cp d.qcow2 orig.qcow2
+ln -s d.qcow2 sym.qcow2
+ln d.qcow2 hard.qcow2
+
+unchanged() { cmp -s d.qcow2 orig.qcow2 || { fail "$1: the image changed ($(stat -c %s d.qcow2) bytes)"; cp orig.qcow2 d.qcow2; }; }
+
+for alias in d.qcow2 sym.qcow2 hard.qcow2; do
+    qc-repair --backup "$alias" d.qcow2 >out 2>&1 && fail "--backup $alias: exit 0"
+    unchanged "qc-repair --backup $alias"
+    qc-repair --write-log "$alias" d.qcow2 >out 2>&1 && fail "qc-repair --write-log $alias: exit 0"
+    unchanged "qc-repair --write-log $alias"
+    qc-repair --record "$alias" d.qcow2 >out 2>&1 && fail "qc-repair --record $alias: exit 0"
+    unchanged "qc-repair --record $alias"
+    qc-write --write-log "$alias" d.qcow2 -c 'read 0 512' >out 2>&1 && fail "qc-write --write-log $alias: exit 0"
+    unchanged "qc-write --write-log $alias"
+    qc-write --record "$alias" d.qcow2 -c 'read 0 512' >out 2>&1 && fail "qc-write --record $alias: exit 0"
+    unchanged "qc-write --record $alias"
+done
+grep -q 'is the image' out || fail "the refusal does not say that the file is the image: $(cat out)"
+
+# A symlink planted at the backup path: its target is not written.
+echo precious > victim
+ln -s victim planted.bak
+qc-repair --backup planted.bak d.qcow2 >out 2>&1 && fail "--backup through a planted symlink: exit 0"
+[ "$(cat victim)" = precious ] || fail "the symlink's target was overwritten"
+unchanged "qc-repair --backup planted.bak"
+
+# A backup is 0600, and a second run does not replace it.
+cp orig.qcow2 e.qcow2
+qc-repair --backup e.bak e.qcow2 >out 2>&1 || fail "repair with a backup: $(cat out)"
+[ "$(stat -c %a e.bak)" = 600 ] || fail "backup mode $(stat -c %a e.bak), not 600"
+cp e.bak e.bak.first
+cp orig.qcow2 e.qcow2
+qc-repair --backup e.bak e.qcow2 >out 2>&1 && fail "a second --backup to the same file: exit 0"
+cmp -s e.bak e.bak.first || fail "the second run replaced the first backup"
+cmp -s e.qcow2 orig.qcow2 || fail "the refused repair still changed the image"
+
+# A raw export onto a disk that a running QEMU holds is refused.
+if have_qemu; then
+    qemu-img create -q -f qcow2 vm.qcow2 1M
+    cp vm.qcow2 vm.orig
+    mkfifo ctl
+    qemu-io vm.qcow2 <ctl >/dev/null 2>&1 & pid=$!
+    exec 3>ctl
+    for _ in $(seq 100); do
+        qemu-img info vm.qcow2 >/dev/null 2>&1 || break
+        sleep 0.1
+    done
+    qc-dump --raw vm.qcow2 d.qcow2 >out 2>&1 && fail "--raw onto a locked image: exit 0"
+    grep -q "another process holds it" out || fail "--raw: not refused for the lock: $(cat out)"
+    cmp -s vm.qcow2 vm.orig || fail "--raw replaced a disk that qemu-io holds"
+    echo quit >&3; exec 3>&-
+    wait "$pid"; pid=
+fi
+[ $fails -eq 0 ]
