@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "qc_version.h"
+#include "qc_util.h"
 #include "qc_view.h"
 
 static const char usage_text[] =
@@ -81,7 +82,17 @@ int main(int argc, char **argv)
     setvbuf(stderr, NULL, _IOFBF, 1 << 16);
     for (int i = optind; i < argc; i++) {
         struct qc_view_check_opts vo = { json, argc - optind > 1, quiet };
-        int rc = qc_view_check(stdout, stderr, argv[i], &vo);
+        int rc;
+        /* Several reports in human form: each under a line naming its image
+         * (one image: qemu-img's output, unchanged). */
+        if (!json && !quiet && argc - optind > 1) {
+            fflush(stderr);
+            printf("%s==> %s <==\n", i > optind ? "\n" : "", qc_esc(argv[i]));
+            fflush(stdout);
+        }
+        rc = qc_view_check(stdout, stderr, argv[i], &vo);
+        fflush(stdout);
+        fflush(stderr);
         if (rank(rc) > rank(worst))
             worst = rc;
     }
