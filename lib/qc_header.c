@@ -1,5 +1,6 @@
 /* The qcow2 header: parse, validate as QEMU does at open, serialize. */
 #include "qc_header.h"
+#include "qc_snapshot.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -334,7 +335,11 @@ void qc_header_validate(const struct qc_header *h, const struct qc_feature_table
             qc_problem_add(p, QC_P_SNAPSHOT_TABLE_TOO_LARGE, 60, "Snapshot table too large");
             return;
         }
-        if (h->snapshots_offset & (cs - 1)) {
+        /* QEMU validates the table's offset whatever the number of entries:
+         * it must be aligned and the table must end below INT64_MAX (an
+         * offset of 2^63 is refused even with no snapshots). */
+        if ((h->snapshots_offset & (cs - 1)) ||
+            h->snapshots_offset > (uint64_t)INT64_MAX - (uint64_t)h->nb_snapshots * QC_SNAPSHOT_ENTRY_FIXED) {
             qc_problem_add(p, QC_P_BAD_SNAPSHOT_OFFSET, 64, "Snapshot table offset invalid");
             return;
         }
