@@ -403,6 +403,13 @@ static void backup_undo(void **state)
     fd = mkstemp(bak);
     assert_true(fd >= 0);
     close(fd);
+    /* a backup is created exclusively: an existing file is never replaced */
+    plan(path, QC_REPAIR_ALL, &rp, &l);
+    assert_int_equal(qc_file_open(&f, path, QC_OPEN_WRITE | QC_OPEN_NOLOCK, NULL), 0);
+    assert_true(qc_backup_save(&rp.plan, &f, bak, &err) < 0);
+    qc_file_close(&f);
+    qc_repair_free(&rp);
+    unlink(bak);
     plan(path, QC_REPAIR_ALL, &rp, &l);
     assert_int_equal(qc_file_open(&f, path, QC_OPEN_WRITE | QC_OPEN_NOLOCK, NULL), 0);
     assert_int_equal(qc_backup_save(&rp.plan, &f, bak, &err), 0);
