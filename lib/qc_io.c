@@ -237,15 +237,10 @@ static int lock_perms(int fd, unsigned uses, unsigned unshared, bool force,
 
 /* A read-write user as QEMU: uses read, write, resize; refuses to share
  * write and resize. */
-static int lock_as_writer(int fd, bool force, const char **why)
+int qc_fd_lock_writer(int fd, bool force, const char **why)
 {
     return lock_perms(fd, PERM(PERM_READ) | PERM(PERM_WRITE) | PERM(PERM_RESIZE),
                       PERM(PERM_WRITE) | PERM(PERM_RESIZE), force, why);
-}
-
-int qc_fd_lock_writer(int fd, bool force, const char **why)
-{
-    return lock_as_writer(fd, force, why);
 }
 
 /* A backing file under a writer, as QEMU locks it: consistent read used,
@@ -335,7 +330,7 @@ int qc_file_open(struct qc_file *f, const char *path, unsigned flags,
         return QC_E_NOMEM;
     }
     if (f->writable && !(flags & QC_OPEN_NOLOCK)) {
-        int r = lock_as_writer(f->fd, flags & QC_OPEN_FORCE, why);
+        int r = qc_fd_lock_writer(f->fd, flags & QC_OPEN_FORCE, why);
         if (r < 0) {
             qc_file_close(f);
             return r;
@@ -767,20 +762,17 @@ int qc_io_opts_parse(struct qc_io_opts *o, int opt, const char *arg,
  * own name, mode 0600.  An existing regular file is replaced, as before. */
 static FILE *open_side_log(const char *path, const struct qc_file *f, const char **what)
 {
-    static _Thread_local char msg[512];
+    static _Thread_local char msg[600];
+    char why[512];
     struct qc_protect prot;
     FILE *fp;
 
     qc_protect_init(&prot);
     qc_protect_add_fd(&prot, f->fd, "the image");
-    fp = qc_sidefile_fopen(path, &prot, QC_SIDE_FORCE, msg, sizeof msg);
+    fp = qc_sidefile_fopen(path, &prot, QC_SIDE_FORCE, why, sizeof why);
     if (!fp) {
-        size_t n = strlen(path);
+        snprintf(msg, sizeof msg, "%s (%s)", why, path);
         *what = msg;
-        /* the reason alone: callers print the path themselves */
-        if (strncmp(msg, path, n) == 0 && msg[n] == ':')
-            memmove(msg, msg + n + 2, strlen(msg + n + 2) + 1);
-        snprintf(msg + strlen(msg), sizeof msg - strlen(msg), " (%s)", path);
     }
     return fp;
 }

@@ -318,13 +318,11 @@ int qc_backup_save(const struct qc_plan *p, struct qc_file *f, const char *path,
     {
         static _Thread_local char msg[512];
         struct qc_protect prot;
-        size_t n = strlen(path);
 
         qc_protect_init(&prot);
         qc_protect_add_fd(&prot, f->fd, "the image");
-        fd = qc_sidefile_open(path, &prot, 0, msg, sizeof msg);
-        if (fd < 0) {
-            *err = strncmp(msg, path, n) == 0 && msg[n] == ':' ? msg + n + 2 : msg;
+        if ((fd = qc_sidefile_open(path, &prot, 0, msg, sizeof msg)) < 0) {
+            *err = msg;
             return -EPERM;
         }
     }

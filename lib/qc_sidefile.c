@@ -48,11 +48,18 @@ static const char *protected_as(const struct qc_protect *p, const struct stat *s
     return NULL;
 }
 
-static int refuse(int fd, char *err, size_t errlen, const char *path, const char *why)
+const char *qc_protect_match(const struct qc_protect *p, const char *path)
+{
+    struct stat st;
+
+    return stat(path, &st) == 0 ? protected_as(p, &st) : NULL;
+}
+
+static int refuse(int fd, char *err, size_t errlen, const char *why)
 {
     if (fd >= 0)
         close(fd);
-    snprintf(err, errlen, "%s: %s", path, why);
+    snprintf(err, errlen, "%s", why);
     return -1;
 }
 
@@ -68,20 +75,20 @@ static int open_existing(const char *path, const struct qc_protect *p, unsigned 
 
     if (fd < 0) {
         if (errno == ELOOP)
-            return refuse(-1, err, errlen, path, "is a symbolic link: refusing to write through it");
-        return refuse(-1, err, errlen, path, strerror(errno));
+            return refuse(-1, err, errlen, "is a symbolic link: refusing to write through it");
+        return refuse(-1, err, errlen, strerror(errno));
     }
     if (fstat(fd, &st) < 0)
-        return refuse(fd, err, errlen, path, strerror(errno));
+        return refuse(fd, err, errlen, strerror(errno));
     if ((what = protected_as(p, &st)) != NULL) {
         char why[160];
         snprintf(why, sizeof why, "is %s: refusing to overwrite it", what);
-        return refuse(fd, err, errlen, path, why);
+        return refuse(fd, err, errlen, why);
     }
     if (S_ISCHR(st.st_mode) && (flags & QC_SIDE_DEVICE))
         return fd;
     if (!S_ISREG(st.st_mode))
-        return refuse(fd, err, errlen, path, "is not a regular file");
+        return refuse(fd, err, errlen, "is not a regular file");
     return fd;
 }
 
@@ -94,10 +101,10 @@ int qc_sidefile_open(const char *path, const struct qc_protect *p, unsigned flag
     int fd;
 
     /* Through links too: a symlink or hard link to the image is the image. */
-    if (stat(path, &st) == 0 && (what = protected_as(p, &st)) != NULL) {
+    if ((what = qc_protect_match(p, path)) != NULL) {
         char why[160];
         snprintf(why, sizeof why, "is %s: refusing to overwrite it", what);
-        return refuse(-1, err, errlen, path, why);
+        return refuse(-1, err, errlen, why);
     }
     /* read access too when locking: QEMU's locks are shared (read) locks */
     fd = open(path, ((flags & QC_SIDE_LOCK) ? O_RDWR : O_WRONLY) | O_CREAT | O_EXCL | O_NOFOLLOW |
@@ -107,14 +114,14 @@ int qc_sidefile_open(const char *path, const struct qc_protect *p, unsigned flag
     } else if (errno == EEXIST) {
         if (!(flags & QC_SIDE_FORCE)) {
             if (lstat(path, &st) == 0 && S_ISLNK(st.st_mode))
-                return refuse(-1, err, errlen, path,
+                return refuse(-1, err, errlen,
                               "is a symbolic link: refusing to write through it");
-            return refuse(-1, err, errlen, path, "exists (--force replaces it)");
+            return refuse(-1, err, errlen, "exists (--force replaces it)");
         }
         if ((fd = open_existing(path, p, flags, err, errlen)) < 0)
             return -1;
     } else {
-        return refuse(-1, err, errlen, path, strerror(errno));
+        return refuse(-1, err, errlen, strerror(errno));
     }
     {
         int fl = fcntl(fd, F_GETFL);
@@ -134,11 +141,11 @@ int qc_sidefile_open(const char *path, const struct qc_protect *p, unsigned flag
                 snprintf(why, sizeof why, "cannot lock: %s", strerror(-r));
             if (created)
                 unlink(path);
-            return refuse(fd, err, errlen, path, why);
+            return refuse(fd, err, errlen, why);
         }
     }
     if (!created && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && ftruncate(fd, 0) < 0)
-        return refuse(fd, err, errlen, path, strerror(errno));
+        return refuse(fd, err, errlen, strerror(errno));
     return fd;
 }
 
@@ -151,7 +158,7 @@ FILE *qc_sidefile_fopen(const char *path, const struct qc_protect *p, unsigned f
     if (fd < 0)
         return NULL;
     if (!(f = fdopen(fd, "w"))) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        snprintf(err, errlen, "%s", strerror(errno));
         close(fd);
     }
     return f;

@@ -34,13 +34,15 @@ void qc_protect_init(struct qc_protect *p);
 void qc_protect_add_fd(struct qc_protect *p, int fd, const char *what);
 /* Adds the file at PATH, following links (ignored when it does not exist). */
 void qc_protect_add_path(struct qc_protect *p, const char *path, const char *what);
+/* What PATH (links followed) is among the protected files, or NULL. */
+const char *qc_protect_match(const struct qc_protect *p, const char *path);
 
 #define QC_SIDE_FORCE 0x1u     /* an existing file may be replaced (truncated) */
 #define QC_SIDE_LOCK  0x2u     /* take a QEMU writer's locks on it */
 #define QC_SIDE_DEVICE 0x4u    /* with FORCE: a character device (/dev/null) is accepted */
 
-/* Creates PATH for writing.  Returns the descriptor, or -1 with a message
- * ("PATH: ..." without a program name) in ERR: PATH is a protected file,
+/* Creates PATH for writing.  Returns the descriptor, or -1 with the reason
+ * in ERR (without the path or a program name): PATH is a protected file,
  * exists (without FORCE), is a symbolic link, is not a regular file, or
  * another process holds it. */
 int qc_sidefile_open(const char *path, const struct qc_protect *p, unsigned flags,

@@ -210,25 +210,22 @@ static bool any_table(const struct options *o)
 
 /* --- guest views through the chain ---------------------------------------- */
 
-/* Is PATH one of the files the chain reads (image, data file, backing)? */
-static bool chain_uses(const struct qc_chain *c, const char *path)
+/* The files the chain reads (image, data files, backing files): a raw
+ * export must never be one of them. */
+static void chain_protect(const struct qc_chain *c, struct qc_protect *prot)
 {
-    struct stat so, sf;
-
-    if (stat(path, &so) < 0)
-        return false;
+    qc_protect_init(prot);
     for (const struct qc_node *n = c->top; n; n = n->backing) {
-        const struct qc_file *files[2] = { n->file, n->has_data_file ? &n->data_file : NULL };
-        for (int i = 0; i < 2; i++)
-            if (files[i] && fstat(files[i]->fd, &sf) == 0 &&
-                sf.st_dev == so.st_dev && sf.st_ino == so.st_ino)
-                return true;
+        qc_protect_add_fd(prot, n->file->fd, "a file the image reads");
+        if (n->has_data_file)
+            qc_protect_add_fd(prot, n->data_file.fd, "a file the image reads");
     }
-    return false;
 }
 
 static int do_raw(const struct options *o, struct json_object *doc)
 {
+    struct qc_protect prot;
+    char msg[512];
     struct qc_chain c;
     enum qc_export_stage stage;
     uint64_t at = 0;
@@ -242,30 +239,20 @@ static int do_raw(const struct options *o, struct json_object *doc)
         qc_chain_close(&c);
         return 1;
     }
-    if (chain_uses(&c, o->raw_out)) {
+    chain_protect(&c, &prot);
+    if (qc_protect_match(&prot, o->raw_out)) {
         fprintf(stderr, "qc-dump: %s: refusing to overwrite a file the image reads\n", o->raw_out);
         qc_chain_close(&c);
         return 1;
     }
     /* Locked as qemu-img convert locks its target: a disk a running QEMU
      * holds is refused, never replaced; no symlink at the name is followed. */
-    {
-        struct qc_protect prot;
-        char msg[512];
-
-        qc_protect_init(&prot);
-        for (const struct qc_node *n = c.top; n; n = n->backing) {
-            qc_protect_add_fd(&prot, n->file->fd, "a file the image reads");
-            if (n->has_data_file)
-                qc_protect_add_fd(&prot, n->data_file.fd, "a file the image reads");
-        }
-        fd = qc_sidefile_open(o->raw_out, &prot, QC_SIDE_FORCE | QC_SIDE_LOCK | QC_SIDE_DEVICE,
-                              msg, sizeof msg);
-        if (fd < 0) {
-            fprintf(stderr, "qc-dump: %s\n", msg);
-            qc_chain_close(&c);
-            return 1;
-        }
+    fd = qc_sidefile_open(o->raw_out, &prot, QC_SIDE_FORCE | QC_SIDE_LOCK | QC_SIDE_DEVICE,
+                          msg, sizeof msg);
+    if (fd < 0) {
+        fprintf(stderr, "qc-dump: %s: %s\n", o->raw_out, msg);
+        qc_chain_close(&c);
+        return 1;
     }
     r = qc_guest_export_raw(&c, fd, &stage, &at);
     if (close(fd) < 0 && r == 0) {
