@@ -51,8 +51,9 @@ const char *qc_role_name(enum qc_role r)
 
 /* --- events ----------------------------------------------------------------- */
 
-void qc_check_emit(struct qc_check *c, enum qc_problem_kind kind, enum qc_severity sev,
-                   unsigned flags, uint64_t offset, uint64_t cluster, const char *fmt, ...)
+static void emit_va(struct qc_check *c, enum qc_problem_kind kind, enum qc_severity sev,
+                    unsigned flags, uint64_t offset, uint64_t cluster, uint64_t value,
+                    const char *fmt, va_list args)
 {
     struct qc_check_result *res = c->res;
     struct qc_check_event ev = { 0 };
@@ -62,13 +63,13 @@ void qc_check_emit(struct qc_check *c, enum qc_problem_kind kind, enum qc_severi
     int n;
 
     /* hostile images can make millions of lines: no allocation per line */
-    va_start(ap, fmt);
+    va_copy(ap, args);
     n = vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
     if (n < 0) {
         buf[0] = '\0';
     } else if ((size_t)n >= sizeof buf) {
-        va_start(ap, fmt);
+        va_copy(ap, args);
         if (vasprintf(&heap, fmt, ap) < 0)
             heap = NULL;
         va_end(ap);
@@ -85,17 +86,38 @@ void qc_check_emit(struct qc_check *c, enum qc_problem_kind kind, enum qc_severi
             }
         }
         p = qc_problem_add_sev(&res->problems, kind, sev, offset, "%s", line ? line : "");
-        if (p)
+        if (p) {
             p->cluster = cluster;
+            p->value = value;
+        }
     }
     if (c->opts.sink) {
-        struct qc_problem tmp = { kind, sev, offset, cluster, 0, line };
+        struct qc_problem tmp = { kind, sev, offset, cluster, value, line };
         ev.problem = kind == QC_P_QEMU_REPORT ? NULL : (p ? p : &tmp);
         ev.line = line ? line : "";
         ev.flags = flags & (QC_EVL_PRINTED | QC_EVL_PROGNAME | QC_EVL_NO_NL);
         c->opts.sink(c->opts.opaque, &ev);
     }
     free(heap);
+}
+
+void qc_check_emit(struct qc_check *c, enum qc_problem_kind kind, enum qc_severity sev,
+                   unsigned flags, uint64_t offset, uint64_t cluster, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    emit_va(c, kind, sev, flags, offset, cluster, 0, fmt, ap);
+    va_end(ap);
+}
+
+void qc_check_emit_value(struct qc_check *c, enum qc_problem_kind kind, enum qc_severity sev,
+                         unsigned flags, uint64_t offset, uint64_t cluster, uint64_t value,
+                         const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    emit_va(c, kind, sev, flags, offset, cluster, value, fmt, ap);
+    va_end(ap);
 }
 
 #define PRINT QC_EVL_PRINTED
@@ -151,10 +173,11 @@ static int inc_range(struct qc_check *c, uint64_t offset, int64_t size, const st
     if (size <= 0)
         return 0;
     if ((int64_t)(offset + (uint64_t)size - c->file_len) >= (int64_t)c->cs) {
-        qc_check_emit(c, QC_P_BEYOND_EOF, QC_SEV_CORRUPTION, PRINT, offset, QC_NO_OFFSET,
-                      "ERROR: counting reference for region exceeding the end of the file by "
-                      "one cluster or more: offset 0x%" PRIx64 " size 0x%" PRIx64,
-                      offset, (uint64_t)size);
+        qc_check_emit_value(c, QC_P_BEYOND_EOF, QC_SEV_CORRUPTION, PRINT, offset, QC_NO_OFFSET,
+                            (uint64_t)size,
+                            "ERROR: counting reference for region exceeding the end of the file "
+                            "by one cluster or more: offset 0x%" PRIx64 " size 0x%" PRIx64,
+                            offset, (uint64_t)size);
         return 0;
     }
     first = offset & ~(c->cs - 1);

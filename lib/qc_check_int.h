@@ -125,6 +125,11 @@ struct qc_check {
 void qc_check_emit(struct qc_check *c, enum qc_problem_kind kind, enum qc_severity sev,
                    unsigned flags, uint64_t offset, uint64_t cluster,
                    const char *fmt, ...) __attribute__((format(printf, 7, 8)));
+/* The same with the finding's kind-specific VALUE (qc_problem.value), such
+ * as the length of a range past the end of the file. */
+void qc_check_emit_value(struct qc_check *c, enum qc_problem_kind kind, enum qc_severity sev,
+                         unsigned flags, uint64_t offset, uint64_t cluster, uint64_t value,
+                         const char *fmt, ...) __attribute__((format(printf, 8, 9)));
 
 /* Opening as qemu-img check opens (qc_check_open.c): 0 when the check can
  * run; otherwise sets res->status/message and returns 1. */

@@ -47,9 +47,11 @@ struct cev {
     enum qc_severity sev;
     unsigned flags;
     uint64_t offset, cluster;
+    uint64_t value;           /* the finding's value (a range past EOF: its length) */
     size_t line;              /* offset in the text arena */
     enum phase phase;
     bool drop;                /* QEMU's fixing run does not print it */
+    bool recounted;           /* past EOF at first, counted after the rebuild */
     bool shown;               /* streamed to the sink as it came */
 };
 
@@ -149,9 +151,11 @@ static void capture_sink(void *opaque, const struct qc_check_event *ev)
     e->flags = ev->flags;
     e->offset = ev->problem ? ev->problem->offset : QC_NO_OFFSET;
     e->cluster = ev->problem ? ev->problem->cluster : QC_NO_OFFSET;
+    e->value = ev->problem ? ev->problem->value : 0;
     e->line = cp->tlen;
     e->phase = cp->phase;
     e->drop = false;
+    e->recounted = false;
     e->shown = cp->stream;
     cp->tlen += l;
 }
@@ -231,6 +235,7 @@ struct rep {
     struct qc_imrt *final;
     struct rc_change *freed;   /* the clusters it lowers, with their counts before */
     size_t nfreed, freed_cap;
+    int64_t recounted;         /* references past EOF counted after the rebuild */
 };
 
 static int grow_array(void **v, size_t *cap, size_t n, size_t size)
@@ -363,15 +368,8 @@ static int collect_exclusions(struct rep *s)
     }
     for (size_t i = 0; i < s->cap.n; i++) {
         const struct cev *e = &s->cap.v[i];
-        const char *p;
-        uint64_t size, last;
-        if (e->kind != QC_P_BEYOND_EOF || e->drop)
-            continue;
-        p = strstr(cev_line(s, e), " size 0x");
-        if (!p)
-            continue;
-        size = strtoull(p + 8, NULL, 16);
-        if (!size)
+        uint64_t size = e->value, last;
+        if (e->kind != QC_P_BEYOND_EOF || e->drop || !size)
             continue;
         last = e->offset + size - 1 < e->offset ? UINT64_MAX : e->offset + size - 1;
         if (exclude(s, e->offset >> c->cb, last >> c->cb) < 0)
@@ -383,34 +381,70 @@ static int collect_exclusions(struct rep *s)
 
 /* --- QEMU's metadata overlap check before a write -------------------------------- */
 
+/* Whether clusters [FIRST, LAST] meet the N clusters from A. */
+static bool clusters_meet(uint64_t first, uint64_t last, uint64_t a, uint64_t n)
+{
+    return n && a <= last && first - a < n;
+}
+
+/* The areas QEMU's guard knows, in its order of testing. */
+enum guard_area {
+    GA_HEADER, GA_L1, GA_REFTABLE, GA_REFBLOCK, GA_SNAPSHOT_TABLE, GA_SNAPSHOT_L1,
+    GA_BITMAP_DIR, GA_NONE
+};
+
+static enum guard_area guard_area_of(enum qc_role role)
+{
+    switch (role) {
+    case QC_ROLE_HEADER: return GA_HEADER;
+    case QC_ROLE_L1: return GA_L1;
+    case QC_ROLE_REFTABLE: return GA_REFTABLE;
+    case QC_ROLE_REFBLOCK: return GA_REFBLOCK;
+    case QC_ROLE_SNAPSHOT_TABLE: return GA_SNAPSHOT_TABLE;
+    case QC_ROLE_SNAPSHOT_L1: return GA_SNAPSHOT_L1;
+    case QC_ROLE_BITMAP_DIR: return GA_BITMAP_DIR;
+    default: return GA_NONE;
+    }
+}
+
 /* The metadata area (QEMU's name) that [OFF, OFF+LEN) would overwrite, in
- * QEMU's order of areas, or NULL.  L2 tables and data are not guarded. */
+ * QEMU's order of areas, or NULL.  L2 tables and data are not guarded.
+ * The areas are those of the image as the repair has left it so far: once
+ * the refcount structure is rebuilt, QEMU's guard knows the new refcount
+ * table and blocks only, and a moved snapshot table at its new place. */
 static const char *overlap_area(const struct rep *s, uint64_t off, uint64_t len)
 {
-    static const struct { enum qc_role role; const char *name; } areas[] = {
-        { QC_ROLE_HEADER, "qcow2_header" },
-        { QC_ROLE_L1, "active L1 table" },
-        { QC_ROLE_REFTABLE, "refcount table" },
-        { QC_ROLE_REFBLOCK, "refcount block" },
-        { QC_ROLE_SNAPSHOT_TABLE, "snapshot table" },
-        { QC_ROLE_SNAPSHOT_L1, "inactive L1 table" },
-        { QC_ROLE_BITMAP_DIR, "bitmap directory" },
+    static const char *const names[] = {
+        [GA_HEADER] = "qcow2_header", [GA_L1] = "active L1 table",
+        [GA_REFTABLE] = "refcount table", [GA_REFBLOCK] = "refcount block",
+        [GA_SNAPSHOT_TABLE] = "snapshot table", [GA_SNAPSHOT_L1] = "inactive L1 table",
+        [GA_BITMAP_DIR] = "bitmap directory",
     };
     const struct qc_check *c = s->c;
+    bool rebuilt = s->final != NULL, snap_moved = s->snap_rewrite;
     uint64_t first = off >> c->cb, last = (off + len - 1) >> c->cb;
-    size_t best = sizeof areas / sizeof areas[0];
+    enum guard_area best = GA_NONE;
 
     for (size_t i = 0; i < c->nranges; i++) {
         const struct qc_meta_range *m = &c->ranges[i];
-        if (m->first > last || m->first + m->count <= first)
+        enum guard_area a = guard_area_of(m->role);
+        if (a >= best || !clusters_meet(first, last, m->first, m->count))
             continue;
-        for (size_t a = 0; a < best; a++)
-            if (areas[a].role == m->role) {
-                best = a;
-                break;
-            }
+        if (rebuilt && (a == GA_REFTABLE || a == GA_REFBLOCK))
+            continue;
+        if (snap_moved && a == GA_SNAPSHOT_TABLE)
+            continue;
+        best = a;
     }
-    return best < sizeof areas / sizeof areas[0] ? areas[best].name : NULL;
+    if (rebuilt && best > GA_REFTABLE && clusters_meet(first, last, s->rt_first, s->rt_clusters))
+        best = GA_REFTABLE;
+    for (uint64_t i = 0; rebuilt && best > GA_REFBLOCK && i < s->new_rt_n; i++)
+        if (s->new_rt[i] && clusters_meet(first, last, s->new_rt[i] >> c->cb, 1))
+            best = GA_REFBLOCK;
+    if (snap_moved && s->snap_buf && best > GA_SNAPSHOT_TABLE &&
+        clusters_meet(first, last, s->snap_first, s->snap_clusters))
+        best = GA_SNAPSHOT_TABLE;
+    return best == GA_NONE ? NULL : names[best];
 }
 
 /* --- walk-time fixes (-r all): misaligned preallocated zero clusters ------------- */
@@ -755,6 +789,61 @@ static int final_dec(struct rep *s, uint64_t k)
     return qc_imrt_set(s->final, k, v - 1);
 }
 
+/* The file's length when QEMU counts again after the rebuild: grown for
+ * refcount blocks outside the image and by the new structures' writes. */
+static uint64_t length_after_rebuild(const struct rep *s)
+{
+    const struct qc_check *c = s->c;
+    uint64_t end = c->file_len > s->grow_to ? c->file_len : s->grow_to;
+    uint64_t k = s->rt_first + s->rt_clusters;
+
+    for (uint64_t i = 0; i < s->new_rt_n; i++)
+        if (s->new_rt[i] && (s->new_rt[i] >> c->cb) + 1 > k)
+            k = (s->new_rt[i] >> c->cb) + 1;
+    if (s->snap_rewrite && s->snap_clusters && s->snap_first + s->snap_clusters > k)
+        k = s->snap_first + s->snap_clusters;
+    if (k <= (UINT64_MAX >> c->cb) && (k << c->cb) > end)
+        end = k << c->cb;
+    return end;
+}
+
+/* QEMU's second count runs on the file as the repair left it: a range
+ * the first count found past the end (and did not count) may lie inside
+ * the grown file now, and is counted.  Its clusters get a refcount block
+ * of the new structure if the rebuild gave them none. */
+static int recount_past_eof(struct rep *s)
+{
+    struct qc_check *c = s->c;
+    uint64_t len = length_after_rebuild(s);
+
+    if (len <= c->file_len)
+        return 0;
+    for (size_t i = 0; i < s->cap.n; i++) {
+        struct cev *e = &s->cap.v[i];
+        uint64_t size = e->value, first, last;
+        bool grown;
+        int r;
+
+        if (e->kind != QC_P_BEYOND_EOF || e->phase != PH_CALC || e->drop || !size ||
+            e->offset == c->disk.table_offset || e->offset > UINT64_MAX - size)
+            continue;
+        if ((int64_t)(e->offset + size - len) >= (int64_t)c->cs)
+            continue;
+        first = e->offset >> c->cb;
+        last = (e->offset + size - 1) >> c->cb;
+        if (last + 1 > s->final->size && qc_imrt_grow(s->final, last + 1) < 0)
+            return QC_E_NOMEM;
+        for (uint64_t k = first; k <= last; k++)
+            if (qc_imrt_inc(s->final, k) < 0)
+                return QC_E_NOMEM;
+        if ((r = place_refblocks(s, first, last + 1, &grown)) < 0)
+            return r;
+        e->recounted = true;
+        s->recounted++;
+    }
+    return 0;
+}
+
 /* Refcounts after the rebuild: the IMRT (which the new refcount blocks
  * hold) without the old refcount table, the old refcount blocks and given
  * up table allocations. */
@@ -787,7 +876,9 @@ static int final_counts(struct rep *s)
     for (size_t i = 0; i + 1 < s->nab && r == 0; i += 2)
         for (uint64_t k = 0; k < s->abandoned[i + 1] && r == 0; k++)
             r = final_dec(s, s->abandoned[i] + k);
-    return r;
+    /* after the decrements: the rebuilt blocks hold what the first count
+     * gave, and these references are QEMU's second count alone */
+    return r < 0 ? r : recount_past_eof(s);
 }
 
 /* --- the refcounts after repair -------------------------------------------------- */
@@ -1559,6 +1650,7 @@ static int run(struct rep *s)
                 e->kind == QC_P_SNAPSHOT_OVERHANG || e->kind == QC_P_SNAPSHOT_EXTRA_TOO_LARGE ||
                 e->kind == QC_P_SNAPSHOT_TABLE_TOO_BIG ||
                 (e->kind == QC_P_BEYOND_EOF && e->offset == c->disk.table_offset) ||
+                e->recounted ||
                 (e->kind == QC_P_L2_UNALIGNED && find_efix(s, e->offset)) ||
                 (e->kind == QC_P_QEMU_REPORT && starts(cev_line(s, e), "You can force")))
                 continue;
@@ -1577,7 +1669,7 @@ static int run(struct rep *s)
                 emit(s, 0, "Repairing cluster %" PRId64 " refcount=%" PRIu64 " reference=%" PRIu64,
                      (int64_t)k, a, b);
         }
-        corr = calc_corr - refblock_corr;
+        corr = calc_corr - refblock_corr - s->recounted;
         leaks = 0;
         errs = calc_err + cmp_err;
         cfixed += old_corr - corr;
