@@ -454,7 +454,7 @@ static int open_backing(struct qc_chain *c, struct qc_node *n, unsigned flags, c
 static bool extension_problem(enum qc_problem_kind k)
 {
     return k == QC_P_EXT_TOO_LARGE || k == QC_P_EXT_TRUNCATED || k == QC_P_EXT_BACKING_FORMAT ||
-           k == QC_P_EXT_CRYPTO || k == QC_P_EXT_BITMAPS;
+           k == QC_P_EXT_CRYPTO || k == QC_P_LUKS_HEADER || k == QC_P_EXT_BITMAPS;
 }
 
 /* The first problem that stops QEMU's open, among the header rules (or,
@@ -470,6 +470,31 @@ static int first_open_error(const struct qc_image *img, bool extensions, char **
             continue;
         *err = msgf("%s", p->message ? p->message : "invalid image");
         return -EINVAL;
+    }
+    return 0;
+}
+
+static const char key_required[] = "Parameter 'encrypt.key-secret' is required for cipher";
+
+/* QEMU's extension rules in a keyless open: the LUKS driver asks for its
+ * key before it reads the header, where the crypto extension comes. */
+static int keyless_extension_error(const struct qc_image *img, char **err)
+{
+    const struct qc_ext *crypto = img->hdr.crypt_method == QC_CRYPT_LUKS
+                                      ? qc_ext_find(&img->exts, QC_EXT_CRYPTO) : NULL;
+
+    for (size_t i = 0; i < img->problems.n; i++) {
+        const struct qc_problem *p = &img->problems.v[i];
+        if (!extension_problem(p->kind) || p->severity != QC_SEV_ERROR)
+            continue;
+        if (crypto && (p->kind == QC_P_LUKS_HEADER || p->offset > crypto->offset))
+            break;
+        *err = msgf("%s", p->message ? p->message : "invalid image");
+        return -EINVAL;
+    }
+    if (crypto) {
+        *err = msgf("%s", key_required);
+        return -EACCES;
     }
     return 0;
 }
@@ -533,7 +558,8 @@ static int open_qcow2(struct qc_chain *c, struct qc_node *n, unsigned flags, cha
         }
     }
 
-    if ((r = first_open_error(img, true, err)) < 0)
+    if ((r = (flags & QC_CHAIN_KEYLESS) ? keyless_extension_error(img, err)
+                                         : first_open_error(img, true, err)) < 0)
         return r;
 
     /* external data file */
@@ -562,6 +588,11 @@ static int open_qcow2(struct qc_chain *c, struct qc_node *n, unsigned flags, cha
             *err = msgf("%s", p->message ? p->message : "invalid image");
             return -EINVAL;
         }
+    }
+    /* AES needs no header, only the key */
+    if ((flags & QC_CHAIN_KEYLESS) && h->crypt_method == QC_CRYPT_AES) {
+        *err = msgf("%s", key_required);
+        return -EACCES;
     }
     n->encrypted = h->crypt_method != QC_CRYPT_NONE;
 
@@ -735,4 +766,13 @@ int qc_node_refcount(struct qc_node *n, uint64_t cluster, uint64_t *refcount)
         n->refcounts_loaded = true;
     }
     return qc_refcount_disk_get(&n->refcounts, cluster, refcount);
+}
+
+const struct qc_node *qc_chain_encrypted(const struct qc_chain *c)
+{
+    const struct qc_node *n = c->top;
+
+    while (n && !n->encrypted)
+        n = n->backing;
+    return n;
 }

@@ -85,6 +85,11 @@ struct qc_chain {
 };
 
 #define QC_CHAIN_NO_BACKING  0x1u  /* do not open backing files */
+/* Guest bytes will be read: open as QEMU does without a key, so that an
+ * encrypted image (or backing file) is refused with QEMU's message.
+ * Without it, an encrypted image opens as QEMU opens it with the key
+ * (metadata is never encrypted). */
+#define QC_CHAIN_KEYLESS     0x2u
 
 /* Opens PATH and (unless QC_CHAIN_NO_BACKING) its backing chain as
  * `qemu-img map` does.  Returns 0; QC_E_FORMAT when QEMU would not see a
@@ -93,6 +98,9 @@ struct qc_chain {
 int qc_chain_open(struct qc_chain *c, const char *path, unsigned flags, FILE *diag,
                   char **err);
 void qc_chain_close(struct qc_chain *c);
+
+/* The first node of the chain whose guest data is encrypted, or NULL. */
+const struct qc_node *qc_chain_encrypted(const struct qc_chain *c);
 
 /* Prints QEMU's read-only corruption message for NODE (only the first one
  * per node is shown, as QEMU does). */

@@ -61,6 +61,9 @@ struct qc_check_result {
     uint64_t fragmented_clusters, compressed_clusters;
     struct qc_problems problems;   /* every finding (bounded), QEMU's order */
     bool rebuild_needed;           /* refcount structure needs a rebuild */
+    /* guest data is encrypted: the check ran keyless on the metadata (which
+     * is never encrypted) and answers as QEMU does with the key */
+    bool encrypted;
 };
 
 struct qc_check;

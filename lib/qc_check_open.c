@@ -35,7 +35,6 @@ static char *fmt_msg(const char *fmt, ...)
     return s;
 }
 
-static const char key_required[] = "Parameter 'encrypt.key-secret' is required for cipher";
 
 /* QEMU's path_combine: a relative backing name is relative to the
  * directory of the image that names it. */
@@ -119,8 +118,9 @@ static char *open_qcow1(struct qc_check *c, struct qc_file *f, const char *path,
         return fmt_msg("Cluster size must be between 512 and 64k");
     if (l2b < 6 || l2b > 13)
         return fmt_msg("L2 table size must be between 512 and 64k");
-    if (crypt)
-        return crypt == 1 ? strdup(key_required) : fmt_msg("invalid encryption method in qcow header");
+    /* AES (1) opens with the key; metadata is read keyless */
+    if (crypt > 1)
+        return fmt_msg("invalid encryption method in qcow header");
     shift = cb + l2b;
     if (size > UINT64_MAX - (1ull << shift))
         return fmt_msg("Image too large");
@@ -168,7 +168,8 @@ static bool header_kind(enum qc_problem_kind k)
 static bool ext_kind(enum qc_problem_kind k)
 {
     return k == QC_P_EXT_TOO_LARGE || k == QC_P_EXT_TRUNCATED ||
-           k == QC_P_EXT_BACKING_FORMAT || k == QC_P_EXT_CRYPTO || k == QC_P_EXT_BITMAPS;
+           k == QC_P_EXT_BACKING_FORMAT || k == QC_P_EXT_CRYPTO || k == QC_P_LUKS_HEADER ||
+           k == QC_P_EXT_BITMAPS;
 }
 
 /* Loading the bitmaps at open (qcow2_load_dirty_bitmaps); NULL on success. */
@@ -248,7 +249,6 @@ static char *open_qcow2_steps(struct qc_check *c, struct qc_image *img, const ch
     const struct qc_header *h = &img->hdr;
     const struct qc_problems *P = &img->problems;
     uint64_t cs = qc_header_cluster_size(h);
-    uint64_t crypto_at = UINT64_MAX;
     const struct qc_ext *be;
     size_t i;
 
@@ -266,29 +266,15 @@ static char *open_qcow2_steps(struct qc_check *c, struct qc_image *img, const ch
     if (h->refcount_table_clusters &&
         !qc_qemu_read_ok(h->refcount_table_offset, (uint64_t)h->refcount_table_clusters * cs))
         return fmt_msg("Could not initialize refcount handling: %s", strerror(EIO));
-    /* 5. extensions, in order; a valid LUKS crypto header asks for its key */
-    if (h->crypt_method == QC_CRYPT_LUKS) {
-        for (i = 0; i < img->exts.n; i++) {
-            if (img->exts.v[i].magic == QC_EXT_CRYPTO) {
-                crypto_at = img->exts.v[i].offset;
-                break;
-            }
-        }
-    }
+    /* 5. extensions, in order (a LUKS header as QEMU opens it with the
+     * key: metadata is never encrypted, so the check goes on keyless) */
     for (i = 0; i < P->n; i++) {
         const struct qc_problem *p = &P->v[i];
-        if (crypto_at != UINT64_MAX && p->offset > crypto_at &&
-            (ext_kind(p->kind) || p->kind == QC_P_BITMAPS_WITHOUT_AUTOCLEAR))
-            return strdup(key_required);
-        if (p->kind == QC_P_EXT_CRYPTO && p->offset == crypto_at)
-            return strdup(p->message);
         if (p->kind == QC_P_BITMAPS_WITHOUT_AUTOCLEAR)
             emit_bitmap_warning(c, p);
         else if (ext_kind(p->kind) && p->severity == QC_SEV_ERROR)
             return strdup(p->message);
     }
-    if (crypto_at != UINT64_MAX)
-        return strdup(key_required);
     /* 6. the external data file (named relative to the working directory) */
     if (h->incompatible_features & QC_INCOMPAT_DATA_FILE) {
         char *e;
@@ -301,10 +287,8 @@ static char *open_qcow2_steps(struct qc_check *c, struct qc_image *img, const ch
     } else if (h->autoclear_features & QC_AUTOCLEAR_DATA_RAW) {
         return fmt_msg("data-file-raw requires a data file");
     }
-    /* 7. encryption without a header extension */
-    if (h->crypt_method == QC_CRYPT_AES)
-        return strdup(key_required);
-    if (h->crypt_method == QC_CRYPT_LUKS)
+    /* 7. encryption without a header extension (AES needs none) */
+    if (h->crypt_method == QC_CRYPT_LUKS && !qc_ext_find(&img->exts, QC_EXT_CRYPTO))
         return fmt_msg("Missing CRYPTO header for crypt method %d", (int)h->crypt_method);
     /* 8. the backing file name */
     if (qc_problems_has(P, QC_P_BACKING_NAME_TOO_LONG))
@@ -403,8 +387,6 @@ static enum qc_problem_kind open_kind(const char *msg, const struct qc_image *im
 {
     if (strstr(msg, "Could not open backing file: ") == msg)
         return QC_P_BACKING_OPEN_FAILED;
-    if (strcmp(msg, key_required) == 0)
-        return QC_P_ENCRYPTED;
     for (size_t i = 0; img && i < img->problems.n; i++)
         if (img->problems.v[i].message && strcmp(img->problems.v[i].message, msg) == 0)
             return img->problems.v[i].kind;
@@ -438,6 +420,7 @@ static int keep_state(struct qc_check *c)
     int r;
 
     c->f = &img->file;
+    c->res->encrypted = h->crypt_method != QC_CRYPT_NONE;
     c->cb = h->cluster_bits;
     c->cs = 1ull << c->cb;
     c->order = h->refcount_order;

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "qc_endian.h"
+#include "qc_luks.h"
 
 /* Bytes read for cluster 0: the largest cluster QEMU accepts. */
 #define QC_MAX_CLUSTER_SIZE (1u << 21)
@@ -154,6 +155,14 @@ static bool validate_extensions(struct qc_image *img)
                 qc_problem_add(p, QC_P_EXT_CRYPTO, e->offset,
                                "Encryption header offset '%llu' is not a multiple of cluster size '%llu'",
                                (unsigned long long)c.offset, (unsigned long long)cs);
+                return false;
+            }
+            /* QEMU opens the LUKS header here; with the key, what it finds
+             * there is the only reason the open can fail */
+            char *luks = qc_luks_open_error(&img->file, c.offset, c.length);
+            if (luks) {
+                qc_problem_add(p, QC_P_LUKS_HEADER, e->offset, "%s", luks);
+                free(luks);
                 return false;
             }
             break;

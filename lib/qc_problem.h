@@ -55,6 +55,7 @@ enum qc_severity {
     X(EXT_NO_END,           "extension-no-end-marker", INFO, false, "extension area has no end marker") \
     X(EXT_BACKING_FORMAT,   "bad-backing-format-extension", ERROR, false, "backing format name of 16 bytes or more") \
     X(EXT_CRYPTO,           "bad-crypto-extension", ERROR,  false, "crypto header extension invalid") \
+    X(LUKS_HEADER,          "bad-luks-header",      ERROR,  false, "LUKS header that QEMU cannot open with the key") \
     X(EXT_BITMAPS,          "bad-bitmaps-extension",ERROR,  false, "bitmaps extension invalid") \
     X(EXT_FEATURE_TABLE,    "bad-feature-table",    INFO,   false, "feature name table length not a multiple of 48") \
     X(EXT_DUPLICATE,        "duplicate-extension",  INFO,   false, "a known extension appears more than once") \

@@ -131,6 +131,9 @@ int qc_view_open_chain(struct qc_chain *c, const char *path, unsigned flags, FIL
                        const char *prog);
 /* Guest bytes [OFF, OFF+LEN) as hexdump -C; BACKING follows the backing
  * file; NOTE says on ERR when an unopened backing file reads as zeros. */
+/* Says on ERR that an encrypted image was DONE ("checked", "mapped", ...)
+ * from its metadata alone, as QEMU would with the key. */
+void qc_view_note_keyless(FILE *err, const char *prog, const char *path, const char *done);
 int qc_view_read_cmd(FILE *out, FILE *err, const char *prog, const char *path,
                      uint64_t off, uint64_t len, bool backing, bool note);
 /* The guest map: a table, or qemu-img map --output=json. */

@@ -76,6 +76,8 @@ struct json_object *qc_json_check_result(const char *path, const struct qc_check
         json_object_object_add(o, "format", r->format ? json_object_new_string(r->format) : NULL);
         json_object_object_add(o, "error", qc_json_text(r->message));
     }
+    if (r->encrypted)
+        json_object_object_add(o, "encrypted", json_object_new_boolean(true));
     json_object_object_add(o, "problems", qc_json_problems(&r->problems));
     if (r->problems.dropped)
         json_object_object_add(o, "problems-omitted",
@@ -97,6 +99,8 @@ int qc_view_check(FILE *out, FILE *err, const char *path, const struct qc_view_c
         return 1;
     }
     rc = qc_check_exit_code(&r);
+    if (r.encrypted && r.status == QC_CHECK_DONE)
+        qc_view_note_keyless(err, "qc-check", path, "checked");
     switch (r.status) {
     case QC_CHECK_OPEN_FAILED:
     case QC_CHECK_UNSUPPORTED:

@@ -69,6 +69,12 @@ int qc_view_open_chain(struct qc_chain *c, const char *path, unsigned flags, FIL
     return 0;
 }
 
+void qc_view_note_keyless(FILE *err, const char *prog, const char *path, const char *done)
+{
+    fprintf(err, "%s: note: %s: encrypted image: %s without the key, guest data not read\n", prog,
+            qc_esc(path), done);
+}
+
 int qc_view_read_cmd(FILE *out, FILE *err, const char *prog, const char *path,
                      uint64_t off, uint64_t len, bool backing, bool note)
 {
@@ -76,14 +82,9 @@ int qc_view_read_cmd(FILE *out, FILE *err, const char *prog, const char *path,
     uint64_t at = 0;
     int r;
 
-    if ((r = qc_view_open_chain(&c, path, backing ? 0 : QC_CHAIN_NO_BACKING, err, prog)) != 0)
+    if ((r = qc_view_open_chain(&c, path, QC_CHAIN_KEYLESS | (backing ? 0 : QC_CHAIN_NO_BACKING),
+                                err, prog)) != 0)
         return r;
-    if (c.top->encrypted) {
-        fprintf(err, "%s: %s: encrypted image: guest data cannot be read without the key\n",
-                prog, path);
-        qc_chain_close(&c);
-        return 1;
-    }
     r = qc_view_guest_hexdump(out, c.top, off, len, &at);
     fflush(out);
     if (r < 0)
@@ -111,6 +112,8 @@ int qc_view_map_cmd(FILE *out, FILE *err, const char *prog, const char *path, bo
 
     if ((r = qc_view_open_chain(&c, path, 0, err, prog)) != 0)
         return r;
+    if (qc_chain_encrypted(&c))
+        qc_view_note_keyless(err, prog, path, "mapped");
     if (qemu_json)
         r = qc_view_map_json(out, &c, &at);
     else

@@ -403,7 +403,8 @@ static int open_depth(struct qc_writer *w, const char *path, const struct qc_wri
     }
     h = &w->img.hdr;
     if (h->crypt_method) {
-        set_err(w, "encrypted images are not supported");
+        /* guest data needs the key, which the writer never has */
+        set_err(w, "Parameter 'encrypt.key-secret' is required for cipher");
         r = -ENOTSUP;
         goto fail;
     }

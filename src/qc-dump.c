@@ -231,14 +231,9 @@ static int do_raw(const struct options *o, struct json_object *doc)
     uint64_t at = 0;
     int fd, r;
 
-    if ((r = qc_view_open_chain(&c, o->image, 0, stderr, PROG)) != 0)
+    /* guest bytes: an encrypted image is refused as QEMU refuses it keyless */
+    if ((r = qc_view_open_chain(&c, o->image, QC_CHAIN_KEYLESS, stderr, PROG)) != 0)
         return r;
-    if (c.top->encrypted) {
-        fprintf(stderr, "qc-dump: %s: encrypted image: guest data cannot be read without the key\n",
-                o->image);
-        qc_chain_close(&c);
-        return 1;
-    }
     chain_protect(&c, &prot);
     if (qc_protect_match(&prot, o->raw_out)) {
         fprintf(stderr, "qc-dump: %s: refusing to overwrite a file the image reads\n", o->raw_out);
@@ -320,6 +315,8 @@ static int do_map(const struct options *o, struct json_object *doc, bool qemu_js
         return qc_view_map_cmd(stdout, stderr, PROG, o->image, qemu_json);
     if ((r = qc_view_open_chain(&c, o->image, 0, stderr, PROG)) != 0)
         return r;
+    if (qc_chain_encrypted(&c))
+        qc_view_note_keyless(stderr, PROG, o->image, "mapped");
     r = qc_json_map(&c, &arr, &at);
     if (r >= 0)
         json_object_object_add(doc, "map", arr);

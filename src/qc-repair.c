@@ -297,6 +297,8 @@ static int repair(const char *image, enum qc_repair_mode mode, bool dry_run, con
     case QC_REPAIR_PLANNED:
         break;
     }
+    if (rp.check.encrypted)
+        qc_view_note_keyless(stderr, PROG, image, "repaired");
     fflush(stderr);
     if (dry_run) {
         print_notes(&rp);
