@@ -388,7 +388,10 @@ int qc_create(const char *image, const struct qc_create_options *o,
         goto out_free;
     }
     if (io && (r = qc_io_opts_apply(io, &w->img.file, &what)) < 0) {
-        fail(err, errlen, "%s: %s", what ? what : "log", qc_strerror(r));
+        if (r == QC_E_SIDEFILE)
+            fail(err, errlen, "%s", what);
+        else
+            fail(err, errlen, "%s: %s", what ? what : "log", qc_strerror(r));
         qc_file_close(&w->img.file);
         goto out_free;
     }

@@ -759,8 +759,10 @@ int qc_io_opts_parse(struct qc_io_opts *o, int opt, const char *arg,
 
 /* The log and the record are side files: never the image itself (through a
  * symlink or a hard link either), never written through a symlink at their
- * own name, mode 0600.  An existing regular file is replaced, as before. */
-static FILE *open_side_log(const char *path, const struct qc_file *f, const char **what)
+ * own name, mode 0600.  An existing file is replaced only when the user
+ * asked (--force): an earlier log may be the only trace of a crash. */
+static FILE *open_side_log(const char *path, const struct qc_file *f, bool overwrite,
+                           const char **what)
 {
     static _Thread_local char msg[600];
     char why[512];
@@ -769,9 +771,10 @@ static FILE *open_side_log(const char *path, const struct qc_file *f, const char
 
     qc_protect_init(&prot);
     qc_protect_add_fd(&prot, f->fd, "the image");
-    fp = qc_sidefile_fopen(path, &prot, QC_SIDE_FORCE, why, sizeof why);
+    fp = qc_sidefile_fopen(path, &prot, overwrite ? QC_SIDE_FORCE | QC_SIDE_DEVICE : 0,
+                           why, sizeof why);
     if (!fp) {
-        snprintf(msg, sizeof msg, "%s (%s)", why, path);
+        snprintf(msg, sizeof msg, "%s: %s", path, why);
         *what = msg;
     }
     return fp;
@@ -780,11 +783,11 @@ static FILE *open_side_log(const char *path, const struct qc_file *f, const char
 int qc_io_opts_apply(const struct qc_io_opts *o, struct qc_file *f, const char **what)
 {
     f->crash = o->crash;
-    if (o->write_log && !(f->log = open_side_log(o->write_log, f, what)))
-        return -EPERM;
+    if (o->write_log && !(f->log = open_side_log(o->write_log, f, o->overwrite, what)))
+        return QC_E_SIDEFILE;
     if (o->record) {
-        if (!(f->record = open_side_log(o->record, f, what)))
-            return -EPERM;
+        if (!(f->record = open_side_log(o->record, f, o->overwrite, what)))
+            return QC_E_SIDEFILE;
         if (qc_wlog_put_magic(f->record) < 0) {
             *what = o->record;
             return -errno;

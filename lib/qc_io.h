@@ -22,6 +22,7 @@ enum {
     QC_E_LOCKED = -1002,  /* another process holds a conflicting lock */
     QC_E_CRASH = -1003,   /* simulated power failure (never returned: exits) */
     QC_E_FORMAT = -1004,  /* structure cannot be parsed */
+    QC_E_SIDEFILE = -1005, /* a log or output file was refused (the reason is given) */
 };
 
 /* Kinds of writes: QEMU blkdebug event names (qcow2-facts §9). */
@@ -252,6 +253,7 @@ struct qc_io_opts {
     struct qc_crash crash;
     const char *write_log;
     const char *record;
+    bool overwrite;            /* an existing log or record may be replaced (--force) */
 };
 
 void qc_io_opts_init(struct qc_io_opts *o);

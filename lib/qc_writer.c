@@ -422,7 +422,10 @@ static int open_depth(struct qc_writer *w, const char *path, const struct qc_wri
         const char *what = NULL;
         r = qc_io_opts_apply(io, &w->img.file, &what);
         if (r < 0) {
-            set_err(w, "%s: %s", what ? what : "log", qc_strerror(r));
+            if (r == QC_E_SIDEFILE)
+                set_err(w, "%s", what);
+            else
+                set_err(w, "%s: %s", what ? what : "log", qc_strerror(r));
             goto fail;
         }
     }

@@ -35,7 +35,8 @@ static const char usage_text[] =
     "      --backup FILE      save every range the repair overwrites, and the old\n"
     "                         file length, to FILE before writing\n"
     "      --undo FILE        put a backup back: the image as before the repair\n"
-    "      --force            ignore locks held on the image by other processes\n"
+    "      --force            ignore locks held on the image by other processes,\n"
+    "                         replace an existing write log or record\n"
     "      --output=human     qemu-img check -r's report (default)\n"
     "      --output=json      qemu-img check's JSON of the result, with leaks-fixed\n"
     "                         and corruptions-fixed\n"
@@ -192,7 +193,7 @@ static int undo(const char *image, const char *backup, bool force, const struct 
     if (open_for_writing(&f, image, force))
         return 1;
     if ((r = qc_io_opts_apply(io, &f, &what)) < 0) {
-        fprintf(stderr, PROG ": %s: %s\n", what ? what : image, strerror(-r));
+        fprintf(stderr, PROG ": %s: %s\n", what ? what : image, qc_strerror(r));
         qc_file_close(&f);
         return 1;
     }
@@ -274,7 +275,7 @@ static int repair(const char *image, enum qc_repair_mode mode, bool dry_run, con
             return 1;
         opened = true;
         if ((r = qc_io_opts_apply(io, &f, &what)) < 0) {
-            fprintf(stderr, PROG ": %s: %s\n", what ? what : image, strerror(-r));
+            fprintf(stderr, PROG ": %s: %s\n", what ? what : image, qc_strerror(r));
             qc_file_close(&f);
             return 1;
         }
@@ -426,7 +427,7 @@ int main(int argc, char **argv)
         case O_DRY_RUN: dry_run = true; break;
         case O_BACKUP: backup = optarg; break;
         case O_UNDO: undo_file = optarg; break;
-        case O_FORCE: force = true; break;
+        case O_FORCE: force = io.overwrite = true; break;
         case 'h': fputs(usage_text, stdout); return 0;
         case O_VERSION: printf(PROG " %s\n", QC_VERSION); return 0;
         case ':': return usage_error("option '%s' needs an argument", argv[optind - 1]);

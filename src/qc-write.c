@@ -33,7 +33,8 @@ static const char usage_text[] =
     "      --stats            at exit, print the writes to the file by kind, with\n"
     "                         the flushes that followed each kind\n"
     "      --no-repair        refuse a dirty image instead of repairing it\n"
-    "      --force            ignore locks held on the image by other processes\n"
+    "      --force            ignore locks held on the image by other processes,\n"
+    "                         replace an existing write log or record\n"
     QC_IO_OPTIONS_HELP
     "  -h, --help             this text\n"
     "      --version          version\n"
@@ -172,7 +173,7 @@ int main(int argc, char **argv)
         case 'r': wopt.readonly = true; break;
         case O_STATS: stats = true; break;
         case O_NO_REPAIR: no_repair = true; break;
-        case O_FORCE: wopt.force = true; break;
+        case O_FORCE: wopt.force = io.overwrite = true; break;
         case O_UNSAFE_ORDER: wopt.unsafe_order = true; break;
         case 'h':
             fputs(usage_text, stdout);

@@ -51,6 +51,26 @@ qc-repair --backup e.bak e.qcow2 >out 2>&1 && fail "a second --backup to the sam
 cmp -s e.bak e.bak.first || fail "the second run replaced the first backup"
 cmp -s e.qcow2 orig.qcow2 || fail "the refused repair still changed the image"
 
+# A write log or record that exists is kept (it may be the only trace of a
+# crash) unless --force asks for it to be replaced; a new one is 0600.
+for tool in repair write; do
+    for opt in --write-log --record; do
+        cp orig.qcow2 f.qcow2
+        echo "earlier log" > f.log
+        cp f.log f.earlier
+        if [ $tool = repair ]; then set -- qc-repair; else set -- qc-write -c 'write -P 7 0 512'; fi
+        "$@" "$opt" f.log f.qcow2 >out 2>&1 && fail "qc-$tool $opt onto an existing file: exit 0"
+        cmp -s f.log f.earlier || fail "qc-$tool $opt replaced an existing file"
+        cmp -s f.qcow2 orig.qcow2 || fail "qc-$tool $opt: refused, yet the image changed"
+        "$@" --force "$opt" f.log f.qcow2 >out 2>&1 || fail "qc-$tool --force $opt: $(cat out)"
+        cmp -s f.log f.earlier && fail "qc-$tool --force $opt did not write the log"
+        rm -f f.log
+        cp orig.qcow2 f.qcow2
+        "$@" "$opt" f.log f.qcow2 >out 2>&1 || fail "qc-$tool $opt to a new file: $(cat out)"
+        [ "$(stat -c %a f.log)" = 600 ] || fail "qc-$tool $opt: mode $(stat -c %a f.log), not 600"
+    done
+done
+
 # A raw export onto a disk that a running QEMU holds is refused.
 if have_qemu; then
     qemu-img create -q -f qcow2 vm.qcow2 1M

@@ -13,6 +13,7 @@ for opts in "--crash-after 0" "--crash-after 3" "--crash-after 5 --torn" \
             "--crash-at l2_alloc_write" "--crash-at refblock_load"; do
     echo "-- $opts"
     cp fresh.qcow2 b.qcow2
+    rm -f b.json
     qcw $opts --write-log b.json b.qcow2 "${W[@]}"
     tail -2 b.json
     echo "file length $(stat -c %s b.qcow2)"
