@@ -1,3 +1,4 @@
+#include "qc_util.h"
 #include "qc_bitmap.h"
 
 #include <stdlib.h>
@@ -244,7 +245,7 @@ broken:
     e = -EINVAL;
 out:
     if (e < 0 && !*err)
-        *err = msg("Failed to read bitmap directory: %s", strerror(-e));
+        *err = msg("Failed to read bitmap directory: %s", qc_strerror(e));
     qc_reader_free(&rd);
     return e;
 }

@@ -65,12 +65,14 @@ void qc_node_corruption(struct qc_node *n, const char *fmt, ...)
 
 /* --- formats ------------------------------------------------------------ */
 
-enum probed { PROBE_QCOW2, PROBE_RAW, PROBE_OTHER };
+enum probed { PROBE_QCOW2, PROBE_RAW, PROBE_OTHER, PROBE_ERROR };
 
 /* What QEMU's format probing makes of a file (zero-filled 2 KiB): qcow2
  * needs the magic and a version of at least 2; version 1 is the old qcow
  * driver; a few other formats claim their own magic; the rest is raw. */
-static enum probed probe_file(struct qc_file *f, const char **other)
+/* The format probe; an image that cannot be read is PROBE_ERROR (the code in
+ * *ERR), as QEMU's find_image_format fails, never "raw". */
+static enum probed probe_file(struct qc_file *f, const char **other, int *err)
 {
     static const struct { const char *magic; size_t len; const char *name; } others[] = {
         { "QFI\xfb\0\0\0\x01", 8, "qcow" },
@@ -84,9 +86,12 @@ static enum probed probe_file(struct qc_file *f, const char **other)
         { "WithouFreSpacExt", 16, "parallels" },
     };
     uint8_t buf[64];
+    int r;
 
-    if (qc_node_pread(f, 0, buf, sizeof buf) < 0)
-        return PROBE_RAW;
+    if ((r = qc_node_pread(f, 0, buf, sizeof buf)) < 0) {
+        *err = r;
+        return PROBE_ERROR;
+    }
     if (qc_be32(buf) == QC_MAGIC && qc_be32(buf + 4) >= 2)
         return PROBE_QCOW2;
     for (size_t i = 0; i < sizeof others / sizeof others[0]; i++) {
@@ -184,7 +189,7 @@ static int load_one_bitmap(struct qc_node *n, const struct bm_item *b, char **er
     if (r < 0) {
         free(t);
         *err = msgf("Could not read bitmap_table table from image for bitmap '%s': %s",
-                    b->name, strerror(-r));
+                    b->name, qc_strerror(r));
         return r;
     }
     for (uint32_t i = 0; i < b->table_size; i++) {
@@ -243,7 +248,7 @@ static int check_bitmaps(struct qc_node *n, char **err)
     }
     r = qc_node_pread(n->file, ext.directory_offset, dir, (size_t)ext.directory_size);
     if (r < 0) {
-        *err = msgf("Failed to read bitmap directory: %s", strerror(-r));
+        *err = msgf("Failed to read bitmap directory: %s", qc_strerror(r));
         goto out;
     }
     pos = 0;
@@ -509,7 +514,10 @@ static int open_qcow2(struct qc_chain *c, struct qc_node *n, unsigned flags, cha
     n->kind = QC_NODE_QCOW2;
     r = qc_image_open(img, n->filename, QC_IMAGE_PAD_EOF, QC_VALIDATE_OPEN, NULL);
     if (r < 0 && r != QC_E_FORMAT) {
-        *err = msgf("Could not open '%s': %s", n->filename, qc_strerror(r));
+        if (img->read_failed)
+            *err = msgf("Could not read qcow2 header: %s", qc_strerror(r));
+        else
+            *err = msgf("Could not open '%s': %s", n->filename, qc_strerror(r));
         return r;
     }
     n->file = &img->file;
@@ -542,7 +550,7 @@ static int open_qcow2(struct qc_chain *c, struct qc_node *n, unsigned flags, cha
         uint8_t *raw = (uint8_t *)n->l1;
         r = qc_node_pread(n->file, h->l1_table_offset, raw, (size_t)n->l1_size * 8);
         if (r < 0) {
-            *err = msgf("Could not read L1 table: %s", strerror(-r));
+            *err = msgf("Could not read L1 table: %s", qc_strerror(r));
             return r;
         }
         for (uint32_t i = 0; i < n->l1_size; i++)
@@ -638,8 +646,12 @@ static int open_node(struct qc_chain *c, struct qc_node *n, const char *format,
         *err = msgf("Could not open '%s': %s", n->filename, qc_strerror(r));
         return r;
     }
-    p = probe_file(&probe, &other);
+    p = probe_file(&probe, &other, &r);
     qc_file_close(&probe);
+    if (p == PROBE_ERROR) {
+        *err = msgf("Could not read image for determining its format: %s", qc_strerror(r));
+        return r;
+    }
     if (p == PROBE_QCOW2)
         return open_qcow2(c, n, flags, err);
     if (p == PROBE_OTHER) {

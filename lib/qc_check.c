@@ -16,6 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "qc_util.h"
 #include "qc_check_inflate.h"
 #include "qc_check_int.h"
 #include "qc_compress.h"
@@ -794,7 +795,7 @@ static int check_bitmaps(struct qc_check *c)
             else
                 qc_check_emit(c, QC_P_BITMAP_CHECK_FAILED, QC_SEV_CORRUPTION, 0, b->table_offset,
                               QC_NO_OFFSET, "bitmap '%s': table cannot be read: %s", b->name,
-                              strerror(-r));
+                              qc_strerror(r));
             break;
         }
         for (uint32_t j = 0; j < b->table_size; j++) {
@@ -1236,7 +1237,7 @@ static int check_oflag_copied(struct qc_check *c)
         nmis = 0;
         if ((r = qc_file_read_qemu(c->f, l2, t, (size_t)c->cs)) < 0) {
             qc_check_emit(c, QC_P_CHECK_IO_ERROR, QC_SEV_ERROR, PRINT, l2, QC_NO_OFFSET,
-                          "ERROR: Could not read L2 table: %s", strerror(-r));
+                          "ERROR: Could not read L2 table: %s", qc_strerror(r));
             break;
         }
         for (uint64_t j = 0; j < c->l2_entries; j++) {
@@ -1373,7 +1374,7 @@ static int read_snapshot_table(struct qc_check *c)
     if (r < 0) {
         qc_check_emit(c, QC_P_SNAPSHOT_TABLE_INVALID, QC_SEV_ERROR, PRINT | QC_EVL_PROGNAME, off,
                       QC_NO_OFFSET, "ERROR failed to read the snapshot table: %s",
-                      err ? err : strerror(-r));
+                      err ? err : qc_strerror(r));
         if (hint)
             qc_check_emit(c, QC_P_QEMU_REPORT, QC_SEV_INFO, PRINT, QC_NO_OFFSET, QC_NO_OFFSET,
                           "%s", hint);
@@ -1430,7 +1431,7 @@ failed:
     if (!res->error)
         res->error = r == QC_E_NOMEM ? -ENOMEM : r;
     free(res->message);
-    res->message = strdup(strerror(-res->error));
+    res->message = strdup(qc_strerror(res->error));
     return 0;
 }
 

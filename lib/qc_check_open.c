@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "qc_util.h"
 #include "qc_check_int.h"
 #include "qc_endian.h"
 #include "qc_header.h"
@@ -21,7 +22,7 @@
  * out of memory on a chain that loops). */
 #define MAX_BACKING_DEPTH 64
 
-enum probed { PROBE_RAW, PROBE_QCOW, PROBE_QCOW2 };
+enum probed { PROBE_RAW, PROBE_QCOW, PROBE_QCOW2, PROBE_ERROR };
 
 static char *fmt_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static char *fmt_msg(const char *fmt, ...)
@@ -61,7 +62,7 @@ static char *open_error(const char *path, int e)
 {
     if (e == -EISDIR || e == -EINVAL)
         return fmt_msg("'file' driver requires '%s' to be a regular file", path);
-    return fmt_msg("Could not open '%s': %s", path, strerror(-e));
+    return fmt_msg("Could not open '%s': %s", path, qc_strerror(e));
 }
 
 static char *check_plain_file(const char *path)
@@ -74,12 +75,19 @@ static char *check_plain_file(const char *path)
     return NULL;
 }
 
-static enum probed probe(struct qc_file *f)
+/* Format probing as QEMU's find_image_format: an image that cannot be read
+ * is an I/O error (PROBE_ERROR, the code in *ERR), never "raw". */
+static enum probed probe(struct qc_file *f, int *err)
 {
     uint8_t h[8];
+    int64_t r;
 
-    if (f->size == 0 || qc_file_read_padded(f, 0, h, sizeof h) < 0)
+    if (f->size == 0)
         return PROBE_RAW;
+    if ((r = qc_file_read_padded(f, 0, h, sizeof h)) < 0) {
+        *err = (int)r;
+        return PROBE_ERROR;
+    }
     if (qc_be32(h) != QC_MAGIC)
         return PROBE_RAW;
     if (qc_be32(h + 4) >= 2)
@@ -87,6 +95,12 @@ static enum probed probe(struct qc_file *f)
     if (qc_be32(h + 4) == 1)
         return PROBE_QCOW;
     return PROBE_RAW;
+}
+
+/* QEMU's message when the probe's read fails. */
+static char *probe_error(int e)
+{
+    return fmt_msg("Could not read image for determining its format: %s", qc_strerror(e));
 }
 
 static char *open_backing(struct qc_check *c, const char *overlay, const char *name,
@@ -185,7 +199,7 @@ static char *load_bitmaps(struct qc_file *f, const struct qc_header *h, uint32_t
     e = qc_bitmap_dir_load_qemu(f, dir_off, dir_size, nb, cb, disk_len, &d, &err);
     if (e < 0) {
         qc_bitmap_dir_free(&d);
-        return err ? err : fmt_msg("%s", strerror(-e));
+        return err ? err : fmt_msg("%s", qc_strerror(e));
     }
     for (size_t i = 0; i < d.n && !err; i++) {
         const struct qc_bitmap *b = &d.v[i];
@@ -207,7 +221,7 @@ static char *load_bitmaps(struct qc_file *f, const struct qc_header *h, uint32_t
         e = qc_bitmap_table_load_qemu(f, b, cb, &table, &bad);
         if (e < 0) {
             err = fmt_msg("Could not read bitmap_table table from image for bitmap '%s': %s",
-                          b->name, strerror(-e));
+                          b->name, qc_strerror(e));
             break;
         }
         free(table);
@@ -329,7 +343,7 @@ static char *open_backing(struct qc_check *c, const char *overlay, const char *n
     }
     r = qc_image_open(&img, full, 0, QC_VALIDATE_CHECK, NULL);
     if (r < 0 && r != QC_E_FORMAT) {
-        inner = open_error(full, r);
+        inner = img.read_failed ? probe_error(r) : open_error(full, r);
         goto out;
     }
     if (format && strcmp(format, "qcow2") == 0)
@@ -342,7 +356,11 @@ static char *open_backing(struct qc_check *c, const char *overlay, const char *n
         inner = fmt_msg("Unknown driver '%s'", format);
         goto close;
     } else {
-        kind = probe(&img.file);
+        int e = 0;
+        if ((kind = probe(&img.file, &e)) == PROBE_ERROR) {
+            inner = probe_error(e);
+            goto close;
+        }
     }
     if (kind == PROBE_QCOW2) {
         if (r == QC_E_FORMAT)
@@ -484,14 +502,22 @@ int qc_check_open(struct qc_check *c)
 
     r = qc_image_open(&c->img, path, 0, QC_VALIDATE_CHECK, NULL);
     if (r < 0 && r != QC_E_FORMAT) {
-        char *e = open_error(path, r);
+        /* QEMU's first read of the file is the format probe */
+        char *e = c->img.read_failed ? probe_error(r) : open_error(path, r);
         fail_open(c, QC_P_OPEN_FAILED, QC_CHECK_OPEN_FAILED,
                   fmt_msg("Could not open '%s': %s", path, e ? e : ""));
         free(e);
         return 1;
     }
     c->img_open = true;
-    kind = probe(&c->img.file);
+    int perr = 0;
+    if ((kind = probe(&c->img.file, &perr)) == PROBE_ERROR) {
+        char *e = probe_error(perr);
+        fail_open(c, QC_P_OPEN_FAILED, QC_CHECK_OPEN_FAILED,
+                  fmt_msg("Could not open '%s': %s", path, e));
+        free(e);
+        return 1;
+    }
     c->res->format = kind == PROBE_QCOW2 ? "qcow2" : kind == PROBE_QCOW ? "qcow" : "raw";
     if (kind == PROBE_RAW) {
         fail_open(c, QC_P_NOT_QCOW2, QC_CHECK_UNSUPPORTED,
@@ -519,7 +545,8 @@ int qc_check_open(struct qc_check *c)
     }
     if ((r = keep_state(c)) < 0) {
         fail_open(c, QC_P_OPEN_FAILED, QC_CHECK_OPEN_FAILED,
-                  fmt_msg("Could not open '%s': %s", path, strerror(r == QC_E_NOMEM ? ENOMEM : -r)));
+                  fmt_msg("Could not open '%s': %s", path,
+                          r == QC_E_NOMEM ? strerror(ENOMEM) : qc_strerror(r)));
         return 1;
     }
     return 0;

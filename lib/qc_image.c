@@ -360,6 +360,7 @@ int qc_image_open(struct qc_image *img, const char *path, unsigned open_flags,
     r = qc_image_reload(img, mode);
     if (r < 0 && r != QC_E_FORMAT) {
         qc_image_close(img);
+        img->read_failed = r != QC_E_NOMEM;
         return r;
     }
     return r;

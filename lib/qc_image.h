@@ -21,6 +21,7 @@ struct qc_image {
     uint8_t *cluster0;         /* the extension area's bytes, as far as the file has them */
     size_t cluster0_len;
     bool pad_eof;              /* cluster0 zero-filled past EOF (QC_IMAGE_PAD_EOF) */
+    bool read_failed;          /* qc_image_open: the file opened, reading it failed */
 
     char *backing_name;        /* NUL-terminated, NULL if none or unreadable */
     char *backing_format;      /* from the extension, NULL if none */

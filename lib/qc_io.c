@@ -396,7 +396,7 @@ static int pread_full(int fd, uint8_t *buf, size_t len, uint64_t off)
             return -errno;
         }
         if (n == 0)
-            return QC_E_RANGE;  /* file shrank under us */
+            return QC_E_SHRANK;
         buf += n;
         len -= (size_t)n;
         off += (uint64_t)n;

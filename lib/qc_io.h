@@ -23,6 +23,7 @@ enum {
     QC_E_CRASH = -1003,   /* simulated power failure (never returned: exits) */
     QC_E_FORMAT = -1004,  /* structure cannot be parsed */
     QC_E_SIDEFILE = -1005, /* a log or output file was refused (the reason is given) */
+    QC_E_SHRANK = -1006,  /* the file ended early: it shrank after it was opened */
 };
 
 /* Kinds of writes: QEMU blkdebug event names (qcow2-facts §9). */

@@ -1,4 +1,5 @@
 /* Side files: created exclusively, never one of the files an image reads. */
+#include "qc_util.h"
 #include "qc_sidefile.h"
 
 #include <errno.h>
@@ -138,7 +139,7 @@ int qc_sidefile_open(const char *path, const struct qc_protect *p, unsigned flag
                          "another process holds it (\"%s\" lock): is it in use by a running QEMU?",
                          perm ? perm : "write");
             else
-                snprintf(why, sizeof why, "cannot lock: %s", strerror(-r));
+                snprintf(why, sizeof why, "cannot lock: %s", qc_strerror(r));
             if (created)
                 unlink(path);
             return refuse(fd, err, errlen, why);

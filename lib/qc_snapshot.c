@@ -1,3 +1,4 @@
+#include "qc_util.h"
 #include "qc_snapshot.h"
 
 #include <stdlib.h>
@@ -144,7 +145,7 @@ static char *strdup_printf(const char *fmt, unsigned a, unsigned b)
 static char *io_message(const char *what, int e)
 {
     char *s = NULL;
-    if (asprintf(&s, "%s: %s", what, strerror(-e)) < 0)
+    if (asprintf(&s, "%s: %s", what, qc_strerror(e)) < 0)
         return NULL;
     return s;
 }

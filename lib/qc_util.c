@@ -125,6 +125,7 @@ const char *qc_strerror(int code)
     case QC_E_LOCKED: return "image is locked by another process";
     case QC_E_FORMAT: return "not a qcow2 image";
     case QC_E_SIDEFILE: return "refused";
+    case QC_E_SHRANK: return "the file shrank while it was being read";
     default: return code < 0 ? strerror(-code) : "success";
     }
 }

@@ -164,6 +164,13 @@ static int keep_compare(const struct keep *a, const struct keep *b, const struct
     return n;
 }
 
+/* What a failed engine call says: out of memory as strerror says it (as
+ * qemu-img does), an I/O error with its errno. */
+static const char *failure_text(int r)
+{
+    return r == QC_E_NOMEM ? strerror(ENOMEM) : qc_strerror(r);
+}
+
 /* --- undo -------------------------------------------------------------------- */
 
 static int open_for_writing(struct qc_file *f, const char *image, bool force)
@@ -280,8 +287,8 @@ static int repair(const char *image, enum qc_repair_mode mode, bool dry_run, con
             return 1;
         }
     }
-    if (qc_repair_plan(image, &ro, &rp) < 0) {
-        fprintf(stderr, "qemu-img: Check failed: Cannot allocate memory\n");
+    if ((r = qc_repair_plan(image, &ro, &rp)) < 0) {
+        fprintf(stderr, "qemu-img: Check failed: %s\n", failure_text(r));
         rc = 1;
         goto out;
     }
@@ -292,7 +299,7 @@ static int repair(const char *image, enum qc_repair_mode mode, bool dry_run, con
         goto out;
     case QC_REPAIR_NEED_REBUILD:
     case QC_REPAIR_FAILED:
-        fprintf(stderr, "qemu-img: Check failed: %s\n", strerror(rp.error ? -rp.error : EIO));
+        fprintf(stderr, "qemu-img: Check failed: %s\n", rp.error ? qc_strerror(rp.error) : strerror(EIO));
         rc = 1;
         goto out;
     case QC_REPAIR_PLANNED:
@@ -345,8 +352,8 @@ static int repair(const char *image, enum qc_repair_mode mode, bool dry_run, con
         co.sink = print_event;
         co.verify_compressed = json;
         co.problem_limit = json ? 0 : 1;
-        if (qc_check_image(image, &co, &r2, NULL) < 0) {
-            fprintf(stderr, "qemu-img: Check failed: Cannot allocate memory\n");
+        if ((r = qc_check_image(image, &co, &r2, NULL)) < 0) {
+            fprintf(stderr, "qemu-img: Check failed: %s\n", failure_text(r));
             rc = 1;
             goto out;
         }

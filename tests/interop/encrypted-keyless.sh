@@ -19,8 +19,10 @@ ours() { grep -v "^$1: note: .*: encrypted image: .* without the key, guest data
 
 luks_image() {
     rm -f "$1"
-    qemu-img create -q -f qcow2 $SEC -o encrypt.format=luks,encrypt.key-secret=sec0 "$1" 64M
-    qemu-io $SEC --image-opts "$(keyed "$1")" -c 'write -P 5 0 128k' -c 'write -P 6 2M 64k' >/dev/null
+    qemu-img create -q -f qcow2 $SEC -o encrypt.format=luks,encrypt.key-secret=sec0 "$1" 64M ||
+        { echo "FAIL: qemu-img could not create $1"; exit 1; }
+    qemu-io $SEC --image-opts "$(keyed "$1")" -c 'write -P 5 0 128k' -c 'write -P 6 2M 64k' >/dev/null ||
+        { echo "FAIL: qemu-io could not write $1"; exit 1; }
 }
 
 # same_check IMG LABEL: qc-check keyless against qemu-img check with the key
