@@ -1,4 +1,5 @@
 /* Opening an image and its backing chain as qemu-img does for reading. */
+#include "qc_follow.h"
 #include "qc_chain.h"
 
 #include <errno.h>
@@ -441,6 +442,8 @@ static int open_backing(struct qc_chain *c, struct qc_node *n, unsigned flags, c
         *err = msgf("backing chain deeper than %d images (a loop?)", QC_CHAIN_MAX_DEPTH);
         return -ELOOP;
     }
+    if ((*err = qc_follow_refusal(n->filename, name, b->filename, QC_FOLLOW_BACKING)))
+        return -EPERM;
     r = open_node(c, b, fmt && fmt[0] ? fmt : NULL, flags, err);
     if (r < 0)
         return r;
@@ -576,6 +579,9 @@ static int open_qcow2(struct qc_chain *c, struct qc_node *n, unsigned flags, cha
             *err = msgf("'data-file' is required for this image");
             return -EINVAL;
         }
+        if ((*err = qc_follow_refusal(n->filename, img->data_file_name, img->data_file_name,
+                                      QC_FOLLOW_DATA_FILE)))
+            return -EPERM;
         r = qc_file_open(&n->data_file, img->data_file_name, 0, NULL);
         if (r < 0) {
             *err = msgf("Could not open '%s': %s", img->data_file_name, qc_strerror(r));

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "qc_follow.h"
 #include "qc_util.h"
 #include "qc_check_int.h"
 #include "qc_endian.h"
@@ -296,6 +297,9 @@ static char *open_qcow2_steps(struct qc_check *c, struct qc_image *img, const ch
             return fmt_msg("'data-file' is required for this image");
         if (!img->data_file_name[0])
             return fmt_msg("The 'file' block driver requires a file name");
+        if ((e = qc_follow_refusal(path, img->data_file_name, img->data_file_name,
+                                   QC_FOLLOW_DATA_FILE)))
+            return e;
         if ((e = check_plain_file(img->data_file_name)))
             return e;
     } else if (h->autoclear_features & QC_AUTOCLEAR_DATA_RAW) {
@@ -341,6 +345,8 @@ static char *open_backing(struct qc_check *c, const char *overlay, const char *n
         free(full);
         return err;
     }
+    if ((inner = qc_follow_refusal(overlay, name, full, QC_FOLLOW_BACKING)))
+        goto out;
     r = qc_image_open(&img, full, 0, QC_VALIDATE_CHECK, NULL);
     if (r < 0 && r != QC_E_FORMAT) {
         inner = img.read_failed ? probe_error(r) : open_error(full, r);

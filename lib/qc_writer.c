@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "qc_follow.h"
 #include "qc_compress.h"
 #include "qc_refcount.h"
 #include "qc_repair.h"
@@ -103,6 +104,16 @@ static int open_backing(struct qc_writer *w, const char *path, unsigned depth)
         free(bp);
         free(b);
         return QC_E_NOMEM;
+    }
+    {
+        char *no = qc_follow_refusal(path, w->img.backing_name, bp, QC_FOLLOW_BACKING);
+        if (no) {
+            set_err(w, "Could not open backing file: %s", no);
+            free(no);
+            free(bp);
+            free(b);
+            return -EPERM;
+        }
     }
     if (fmt && strcmp(fmt, "raw") == 0) {
         r = qc_file_open(&b->raw, bp, 0, NULL);

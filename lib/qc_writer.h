@@ -103,7 +103,7 @@ struct qc_writer {
 
     bool guest_unflushed;         /* a guest write since the last qcow2 flush */
     bool corrupt;                 /* an inconsistency was found: no more writes */
-    char errmsg[256];             /* why the last operation failed, if known */
+    char errmsg[1024];            /* why the last operation failed, if known */
 };
 
 /* Opens PATH for writing (or reading, with opt->readonly).  Returns 0, or a

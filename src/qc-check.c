@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "qc_follow.h"
 #include "qc_version.h"
 #include "qc_util.h"
 #include "qc_view.h"
@@ -19,6 +20,10 @@ static const char usage_text[] =
     "                   including those qemu-img check is silent about; one\n"
     "                   compact object per line for several images\n"
     "  -q, --quiet      no summary on stdout\n"
+    "  --allow FILE     open FILE when the header names it as a backing or data\n"
+    "                   file (by default only files inside the image's\n"
+    "                   directory, named relatively, are opened)\n"
+    "  --follow-header  open every file the header names, as QEMU does\n"
     "  -h, --help       this text\n"
     "      --version    version\n"
     "\n"
@@ -53,6 +58,7 @@ int main(int argc, char **argv)
         { "quiet", no_argument, NULL, 'q' },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, O_VERSION },
+        QC_FOLLOW_LONG_OPTIONS,
         { NULL, 0, NULL, 0 }
     };
     bool json = false, quiet = false;
@@ -73,7 +79,15 @@ int main(int argc, char **argv)
         case 'h': fputs(usage_text, stdout); return 0;
         case O_VERSION: printf("qc-check %s\n", QC_VERSION); return 0;
         case ':': return usage_error("option '%s' needs an argument", argv[optind - 1]);
-        default: return usage_error("unknown option '%s'", argv[optind - 1]);
+        default: {
+            char err[600];
+            int r = qc_follow_opt_parse(c, optarg, err, sizeof err);
+            if (r == 1)
+                break;
+            if (r < 0)
+                return usage_error("%s", err);
+            return usage_error("unknown option '%s'", argv[optind - 1]);
+        }
         }
     }
     if (optind >= argc)

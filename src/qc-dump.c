@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "qc_follow.h"
 #include "qc_chain.h"
 #include "qc_guest.h"
 #include "qc_image.h"
@@ -39,6 +40,10 @@ static const char usage_text[] =
     "  --hexdump OFF LEN raw host bytes, as hexdump -C -s OFF -n LEN IMAGE\n"
     "  --read OFF LEN    guest bytes, as hexdump -C\n"
     "  --backing         let --read follow the backing file\n"
+    "  --allow FILE      open FILE when the header names it as a backing or data\n"
+    "                    file (by default only files inside the image's\n"
+    "                    directory, named relatively, are opened)\n"
+    "  --follow-header   open every file the header names, as QEMU does\n"
     "\n"
     "  --raw OUT         write the guest disk to OUT as a raw image\n"
     "                    (as qemu-img convert -O raw)\n"
@@ -77,6 +82,7 @@ static bool is_flag(const char *name)
     static const char *const flags[] = {
         "--version", "--legacy", "--exts", "--hex", "--features", "--json", "--l1",
         "--refcounts", "--nonzero", "--snapshots", "--bitmaps", "--map", "--backing",
+        "--follow-header",
     };
     for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++)
         if (strcmp(name, flags[i]) == 0)
@@ -183,6 +189,14 @@ static int parse_args(int argc, char **argv, struct options *o)
                 o->hexdump = true;
             else
                 o->read = true;
+        } else if (FLAG("--follow-header")) {
+            qc_follow_header(true);
+        } else if (strcmp(name, "--allow") == 0) {
+            const char *v;
+            char err[600];
+            NEXT(v);
+            if (qc_follow_allow(v, err, sizeof err) < 0)
+                return usage_error("%s", err);
         } else if (strcmp(name, "--raw") == 0) {
             NEXT(o->raw_out);
             if (!o->raw_out[0])

@@ -8,6 +8,7 @@
 
 #include <json-c/json.h>
 
+#include "qc_follow.h"
 #include "qc_bitmap.h"
 #include "qc_check_int.h"
 #include "qc_endian.h"
@@ -40,6 +41,7 @@ static const char usage_text[] =
     "      --output=human     qemu-img check -r's report (default)\n"
     "      --output=json      qemu-img check's JSON of the result, with leaks-fixed\n"
     "                         and corruptions-fixed\n"
+    QC_FOLLOW_OPTIONS_HELP
     QC_IO_OPTIONS_HELP
     "  -h, --help             this text\n"
     "      --version          version\n"
@@ -402,6 +404,7 @@ int main(int argc, char **argv)
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, O_VERSION },
         QC_IO_LONG_OPTIONS,
+        QC_FOLLOW_LONG_OPTIONS,
         { NULL, 0, NULL, 0 }
     };
     enum qc_repair_mode mode = QC_REPAIR_ALL;
@@ -440,6 +443,8 @@ int main(int argc, char **argv)
         case ':': return usage_error("option '%s' needs an argument", argv[optind - 1]);
         default:
             r = qc_io_opts_parse(&io, c, optarg, err, sizeof err);
+            if (r == 0)
+                r = qc_follow_opt_parse(c, optarg, err, sizeof err);
             if (r == 1)
                 break;
             if (r < 0)

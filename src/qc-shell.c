@@ -8,6 +8,7 @@
 #include <readline/history.h>
 #include <readline/readline.h>
 
+#include "qc_follow.h"
 #include "qc_version.h"
 #include "shell_cmd.h"
 
@@ -26,6 +27,10 @@ static const char usage_text[] =
     "  -w, --write     open the image for writing, with the image locks QEMU\n"
     "                  takes (refused while another process uses the image)\n"
     "      --force     with -w: ignore locks held by other processes\n"
+    "      --allow FILE  open FILE when the header names it as a backing or\n"
+    "                  data file (by default only files inside the image's\n"
+    "                  directory, named relatively, are opened)\n"
+    "      --follow-header  open every file the header names, as QEMU does\n"
     "  -h, --help      this text\n"
     "      --version   version\n"
     "\n"
@@ -195,6 +200,7 @@ int main(int argc, char **argv)
         { "force", no_argument, NULL, O_FORCE },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, O_VERSION },
+        QC_FOLLOW_LONG_OPTIONS,
         { NULL, 0, NULL, 0 }
     };
     const char **cmds;
@@ -216,9 +222,16 @@ int main(int argc, char **argv)
         case ':':
             free(cmds);
             return usage_error("option '%s' needs an argument", argv[optind - 1]);
-        default:
+        default: {
+            char err[600];
+            int r = qc_follow_opt_parse(c, optarg, err, sizeof err);
+            if (r == 1)
+                break;
             free(cmds);
+            if (r < 0)
+                return usage_error("%s", err);
             return usage_error("unknown option '%s'", argv[optind - 1]);
+        }
         }
     }
     if (optind >= argc) {

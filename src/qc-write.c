@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "qc_follow.h"
 #include "qc_check.h"
 #include "qc_iocmd.h"
 #include "qc_util.h"
@@ -35,6 +36,7 @@ static const char usage_text[] =
     "      --no-repair        refuse a dirty image instead of repairing it\n"
     "      --force            ignore locks held on the image by other processes,\n"
     "                         replace an existing write log or record\n"
+    QC_FOLLOW_OPTIONS_HELP
     QC_IO_OPTIONS_HELP
     "  -h, --help             this text\n"
     "      --version          version\n"
@@ -113,6 +115,7 @@ int main(int argc, char **argv)
         /* test only: write L2 entries before the refcounts that protect them */
         { "unsafe-order-l2-first", no_argument, NULL, O_UNSAFE_ORDER },
         QC_IO_LONG_OPTIONS,
+        QC_FOLLOW_LONG_OPTIONS,
         { NULL, 0, NULL, 0 }
     };
     struct qc_writer_options wopt = { .cache_mode = QC_CACHE_WRITEBACK };
@@ -188,6 +191,8 @@ int main(int argc, char **argv)
             return usage_error("option '%s' needs an argument", argv[optind - 1]);
         default:
             r = qc_io_opts_parse(&io, c, optarg, err, sizeof err);
+            if (r == 0)
+                r = qc_follow_opt_parse(c, optarg, err, sizeof err);
             if (r == 1)
                 break;
             free(cmds);

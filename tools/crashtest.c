@@ -1461,7 +1461,7 @@ static void link_backing(const char *base)
     struct qc_writer_options wo = { .readonly = true, .no_lock = true, .no_backing = true };
     struct qc_writer w;
     const char *name;
-    char *dir, *slash, target[PATH_MAX], link[PATH_MAX], real[PATH_MAX];
+    char *dir, *slash, target[PATH_MAX], dest[PATH_MAX], real[PATH_MAX];
 
     if (qc_writer_open(&w, base, &wo, NULL) < 0)
         die("%s: %s", base, w.errmsg);
@@ -1481,15 +1481,21 @@ static void link_backing(const char *base)
         die("%s: backing file name too long", base);
     if (!realpath(target, real))
         die("%s: backing file %s: %s", base, target, strerror(errno));
-    if (snprintf(link, sizeof link, "%s/%s", workdir, name) >= (int)sizeof link)
+    if (snprintf(dest, sizeof dest, "%s/%s", workdir, name) >= (int)sizeof dest)
         die("%s: backing file name too long", base);
-    for (char *p = link + strlen(workdir) + 1; (p = strchr(p, '/')); p++) {
+    for (char *p = dest + strlen(workdir) + 1; (p = strchr(p, '/')); p++) {
         *p = '\0';
-        mkdir(link, 0755);
+        mkdir(dest, 0755);
         *p = '/';
     }
-    if (symlink(real, link) < 0 && errno != EEXIST)
-        die("%s: %s", link, strerror(errno));
+    /* a hard dest (or a copy across file systems), not a symbolic dest: the
+     * tools follow a header's name only to a file inside the image's
+     * directory, and a dest out of it would be refused */
+    if (link(real, dest) < 0 && errno != EEXIST) {
+        if (errno != EXDEV && errno != EPERM)
+            die("%s: %s", dest, strerror(errno));
+        copy_file(real, dest);
+    }
     free(dir);
     qc_writer_abandon(&w);
 }
