@@ -43,6 +43,8 @@ struct json_object *qc_json_u64(uint64_t v);
  * are in the text and hex views).  Every string from the image goes into
  * JSON through this. */
 struct json_object *qc_json_text(const char *text);
+/* The same for N bytes (NULs included, as \u0000). */
+struct json_object *qc_json_text_len(const char *text, size_t n);
 
 /* Prints a JSON document the way every tool does (4-space indent).  Strings
  * from the image are safe in it: json-c writes control characters as

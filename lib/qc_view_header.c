@@ -3,6 +3,7 @@
 #include "qc_view.h"
 
 #include <inttypes.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -362,12 +363,19 @@ static size_t utf8_len(const unsigned char *p, size_t n)
 
 struct json_object *qc_json_text(const char *text)
 {
-    const unsigned char *p = (const unsigned char *)(text ? text : "");
-    size_t n = strlen((const char *)p), o = 0;
+    return qc_json_text_len(text ? text : "", text ? strlen(text) : 0);
+}
+
+struct json_object *qc_json_text_len(const char *text, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)text;
+    size_t o = 0;
     struct json_object *j;
     char *buf;
 
     /* bytes that are not UTF-8 become U+FFFD, so the document stays JSON */
+    if (n > (SIZE_MAX - 1) / 3 || n > INT_MAX / 3)
+        return json_object_new_string("");
     buf = malloc(n * 3 + 1);
     if (!buf)
         return json_object_new_string("");
@@ -415,7 +423,7 @@ static char *hex_string(const uint8_t *p, size_t n)
 
 static struct json_object *json_string_n(const uint8_t *p, size_t n)
 {
-    return json_object_new_string_len((const char *)p, (int)n);
+    return qc_json_text_len((const char *)p, n);
 }
 
 struct json_object *qc_json_feature_table(struct qc_image *img)
@@ -429,7 +437,7 @@ struct json_object *qc_json_feature_table(struct qc_image *img)
                                    f->type < QC_FG_COUNT ? qc_feature_group_name((enum qc_feature_group)f->type)
                                                          : "unknown"));
         json_object_object_add(o, "bit", json_object_new_int(f->bit));
-        json_object_object_add(o, "name", json_object_new_string(f->name));
+        json_object_object_add(o, "name", qc_json_text(f->name));
         json_object_array_add(a, o);
     }
     return a;
