@@ -218,32 +218,32 @@ int qc_parse_qemu_size(const char *s, uint64_t *out, bool *hex_suffix)
     return 0;
 }
 
-/* Length of the UTF-8 sequence starting at S (at most N bytes), or 0 when
- * it is not a valid, printable one (overlong forms, surrogates, C1
- * controls are not). */
-static size_t utf8_seq(const unsigned char *s, size_t n)
+/* The one rule for strings from the image in text: printable ASCII stays,
+ * every other byte (C0 controls, DEL, and every byte above 0x7e, UTF-8
+ * included, since a valid sequence can still be a C1 control, a direction
+ * override or an invisible character) becomes \xNN.  A backslash becomes
+ * \\ unless the text must stay QEMU's (QC_ESC_QEMU_TEXT). */
+static size_t escape_byte(char *o, unsigned char c, unsigned flags)
 {
-    uint32_t cp;
-    size_t len;
+    static const char hex[] = "0123456789abcdef";
 
-    if (s[0] < 0xc2 || s[0] > 0xf4)
-        return 0;
-    len = s[0] < 0xe0 ? 2 : s[0] < 0xf0 ? 3 : 4;
-    if (len > n)
-        return 0;
-    cp = s[0] & (0x7f >> len);
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-        cp = cp << 6 | (s[i] & 0x3f);
+    if (c == '\\' && !(flags & QC_ESC_QEMU_TEXT)) {
+        o[0] = '\\';
+        o[1] = '\\';
+        return 2;
     }
-    if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-        (cp >= 0xd800 && cp <= 0xdfff) || (cp >= 0x80 && cp < 0xa0))
-        return 0;
-    return len;
+    if (c >= 0x20 && c <= 0x7e) {
+        o[0] = (char)c;
+        return 1;
+    }
+    o[0] = '\\';
+    o[1] = 'x';
+    o[2] = hex[c >> 4];
+    o[3] = hex[c & 15];
+    return 4;
 }
 
-char *qc_escape(const char *str, size_t len)
+char *qc_escape_flags(const char *str, size_t len, unsigned flags)
 {
     const unsigned char *s = (const unsigned char *)str;
     char *out, *o;
@@ -253,40 +253,68 @@ char *qc_escape(const char *str, size_t len)
     if (!(out = malloc(len * 4 + 1)))
         return NULL;
     o = out;
-    for (size_t i = 0; i < len;) {
-        size_t u;
-        if (s[i] == '\\') {
-            *o++ = '\\';
-            *o++ = '\\';
-            i++;
-        } else if (s[i] >= 0x20 && s[i] < 0x7f) {
-            *o++ = (char)s[i++];
-        } else if (s[i] >= 0x80 && (u = utf8_seq(s + i, len - i)) != 0) {
-            memcpy(o, s + i, u);
-            o += u;
-            i += u;
-        } else {
-            o += sprintf(o, "\\x%02x", s[i++]);
-        }
-    }
+    for (size_t i = 0; i < len; i++)
+        o += escape_byte(o, s[i], flags);
     *o = 0;
     return out;
 }
 
+char *qc_escape(const char *s, size_t len)
+{
+    return qc_escape_flags(s, len, 0);
+}
+
+void qc_fput_escaped_flags(FILE *f, const char *str, size_t len, unsigned flags)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    size_t i = 0;
+
+    while (i < len) {
+        size_t run = i;
+        char e[4];
+        /* plain runs go out in one write: lines of a check can be many */
+        while (run < len && s[run] >= 0x20 && s[run] <= 0x7e &&
+               (s[run] != '\\' || (flags & QC_ESC_QEMU_TEXT)))
+            run++;
+        if (run > i)
+            fwrite(s + i, 1, run - i, f);
+        if (run == len)
+            break;
+        fwrite(e, 1, escape_byte(e, s[run], flags), f);
+        i = run + 1;
+    }
+}
+
+void qc_fput_escaped(FILE *f, const char *s, size_t len)
+{
+    qc_fput_escaped_flags(f, s, len, 0);
+}
+
+void qc_fput_qemu_text(FILE *f, const char *s)
+{
+    if (s)
+        qc_fput_escaped_flags(f, s, strlen(s), QC_ESC_QEMU_TEXT);
+}
+
+/* Rotating results for printf arguments; each slot is freed when it comes
+ * round again (and the last ones stay reachable until exit). */
+static const char *esc_slot(const char *s, unsigned flags)
+{
+    static _Thread_local char *slots[QC_ESC_SLOTS];
+    static _Thread_local unsigned next;
+    char **slot = &slots[next++ % QC_ESC_SLOTS];
+
+    free(*slot);
+    *slot = qc_escape_flags(s ? s : "", s ? strlen(s) : 0, flags);
+    return *slot ? *slot : "?";
+}
+
 const char *qc_esc(const char *s)
 {
-    static _Thread_local char bufs[4][1024];
-    static _Thread_local unsigned next;
-    char *b = bufs[next++ % 4];
-    size_t n = s ? strlen(s) : 0;
-    char *e;
+    return esc_slot(s, 0);
+}
 
-    if (n > 255)
-        n = 255;
-    e = qc_escape(s ? s : "", n);
-    if (!e)
-        return "?";
-    snprintf(b, sizeof bufs[0], "%s%s", e, s && strlen(s) > n ? "..." : "");
-    free(e);
-    return b;
+const char *qc_esc_qemu(const char *s)
+{
+    return esc_slot(s, QC_ESC_QEMU_TEXT);
 }

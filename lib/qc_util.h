@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 /* Sizes and offsets: plain decimal, 0x hex, and qemu suffixes k M G T P E
  * (powers of 1024), b/s (512-byte sectors).  Returns false when STR is not a
@@ -24,18 +25,41 @@ int qc_parse_qemu_size(const char *str, uint64_t *out, bool *hex_suffix);
  * above UINT64_MAX are reported through *neg / false. */
 bool qc_parse_pyint(const char *str, uint64_t *out, bool *neg);
 
-/* A string from the image made safe for a terminal or a text view: bytes
- * below 0x20, 0x7f and, unless the text is valid UTF-8, bytes above 0x7f
- * become \xNN, and a backslash becomes \\, so that no escape sequence in
- * an image reaches the terminal and the printed text maps back to the
- * bytes.  LEN bytes of S (embedded NULs escaped too); the result is
- * malloc'ed (NULL when out of memory).  JSON output does not need this:
- * json-c escapes its strings. */
+/* --- strings from the image in text ---------------------------------------
+ * Names, ids and contents that come from an image are printed to a terminal
+ * or a text view only through these.  The rule: printable ASCII (0x20 to
+ * 0x7e) stays as it is; every other byte, control characters, DEL and
+ * every byte above 0x7e (UTF-8 included), becomes \xNN (two lower-case hex
+ * digits); a backslash becomes \\, so the printed text maps back to the
+ * exact bytes.  Embedded NULs in LEN bytes are escaped too.
+ *
+ * QC_ESC_QEMU_TEXT is for lines that repeat QEMU's own words with the name
+ * in them ("Could not open 'NAME': ..."): a backslash stays single, so the
+ * line equals QEMU's for every printable name; only the bytes QEMU would
+ * send raw to the terminal are escaped.  Escaping is then idempotent, so a
+ * message that already holds an escaped name can be escaped again when it
+ * is printed.
+ *
+ * JSON does not use these: json-c escapes control characters itself
+ * (\u001b), qc_json_text makes strings valid UTF-8 and qc_json_print
+ * escapes DEL and the C1 controls (see qc_view.h). */
+#define QC_ESC_QEMU_TEXT 0x1u
+
+/* Malloc'ed escaped copy (NULL when out of memory). */
 char *qc_escape(const char *s, size_t len);
-/* qc_escape of a NUL-terminated string into a static rotating buffer
- * (four in turn, each up to 1 KiB, longer text cut with "..."), for
- * printf arguments. */
+char *qc_escape_flags(const char *s, size_t len, unsigned flags);
+/* Writes LEN bytes of S escaped. */
+void qc_fput_escaped(FILE *f, const char *s, size_t len);
+void qc_fput_escaped_flags(FILE *f, const char *s, size_t len, unsigned flags);
+/* A NUL-terminated message in QEMU's words (QC_ESC_QEMU_TEXT); NULL prints
+ * nothing. */
+void qc_fput_qemu_text(FILE *f, const char *s);
+/* Escaped copy of a NUL-terminated string (NULL reads as "") for printf
+ * arguments, valid until QC_ESC_SLOTS further calls in the same thread. */
+#define QC_ESC_SLOTS 8
 const char *qc_esc(const char *s);
+/* The same with QC_ESC_QEMU_TEXT. */
+const char *qc_esc_qemu(const char *s);
 
 /* Message for a negative code from the library (errno or QC_E_*). */
 const char *qc_strerror(int code);

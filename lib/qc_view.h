@@ -38,11 +38,21 @@ struct json_object *qc_json_problems(const struct qc_problems *p);
 /* Exact unsigned 64-bit JSON number. */
 struct json_object *qc_json_u64(uint64_t v);
 
-/* A JSON string of TEXT made valid UTF-8 (other bytes become U+FFFD). */
+/* A JSON string of TEXT made valid UTF-8: each byte that is not part of a
+ * valid sequence becomes U+FFFD (JSON strings are Unicode; the exact bytes
+ * are in the text and hex views).  Every string from the image goes into
+ * JSON through this. */
 struct json_object *qc_json_text(const char *text);
+/* The same for N bytes (NULs included, as \u0000). */
+struct json_object *qc_json_text_len(const char *text, size_t n);
 
-/* Prints a JSON document the way every tool does (4-space indent). */
+/* Prints a JSON document the way every tool does (4-space indent).  Strings
+ * from the image are safe in it: json-c writes control characters as
+ * \u00XX, qc_json_text replaces bytes that are not UTF-8, and DEL and the
+ * C1 controls are written as \u escapes too. */
 void qc_json_print(FILE *out, struct json_object *o);
+/* The same as one compact line (JSON Lines). */
+void qc_json_print_line(FILE *out, struct json_object *o);
 
 /* --- metadata tables -------------------------------------------------------
  * One entry per line with its flags decoded.  Reads stay inside the file:

@@ -7,6 +7,7 @@
 #include <json-c/json.h>
 
 #include "qc_check.h"
+#include "qc_util.h"
 #include "qc_view.h"
 
 void qc_view_check_event(void *err_file, const struct qc_check_event *ev)
@@ -15,8 +16,10 @@ void qc_view_check_event(void *err_file, const struct qc_check_event *ev)
 
     if (!(ev->flags & QC_EVL_PRINTED))
         return;
-    fprintf(err, "%s%s%s", (ev->flags & QC_EVL_PROGNAME) ? "qemu-img: " : "", ev->line,
-            (ev->flags & QC_EVL_NO_NL) ? "" : "\n");
+    /* QEMU's words, with any name from the image in them made safe */
+    fputs((ev->flags & QC_EVL_PROGNAME) ? "qemu-img: " : "", err);
+    qc_fput_qemu_text(err, ev->line);
+    fputs((ev->flags & QC_EVL_NO_NL) ? "" : "\n", err);
 }
 
 void qc_view_check_human(FILE *out, const struct qc_check_result *r)
@@ -104,10 +107,10 @@ int qc_view_check(FILE *out, FILE *err, const char *path, const struct qc_view_c
     switch (r.status) {
     case QC_CHECK_OPEN_FAILED:
     case QC_CHECK_UNSUPPORTED:
-        fprintf(err, "qemu-img: %s\n", r.message ? r.message : "");
+        fprintf(err, "qemu-img: %s\n", qc_esc_qemu(r.message));
         break;
     case QC_CHECK_FAILED:
-        fprintf(err, "qemu-img: Check failed: %s\n", r.message ? r.message : "");
+        fprintf(err, "qemu-img: Check failed: %s\n", qc_esc_qemu(r.message));
         break;
     case QC_CHECK_DONE:
         break;
@@ -118,8 +121,7 @@ int qc_view_check(FILE *out, FILE *err, const char *path, const struct qc_view_c
         if (vo->json) {
             struct json_object *o = qc_json_check_result(path, &r);
             if (vo->lines)
-                fprintf(out, "%s\n", json_object_to_json_string_ext(
-                                     o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+                qc_json_print_line(out, o);
             else
                 qc_json_print(out, o);
             json_object_put(o);

@@ -33,7 +33,7 @@ int qc_view_cluster(FILE *out, FILE *err, const char *prog, struct qc_image *img
         return 1;
     }
     if (info.state == QC_CLUSTER_UNKNOWN) {
-        fprintf(err, "%s: %s: %s\n", prog, path, info.message ? info.message : "unknown");
+        fprintf(err, "%s: %s: %s\n", prog, path, info.message ? qc_esc_qemu(info.message) : "unknown");
         qc_cluster_info_free(&info);
         return 1;
     }

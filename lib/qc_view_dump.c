@@ -32,14 +32,14 @@ void qc_view_header_incomplete(FILE *err, const char *prog, const char *path,
 void qc_view_open_warnings(FILE *err, const char *prog, const struct qc_image *img)
 {
     for (size_t i = 0; i < img->problems.n; i++)
-        fprintf(err, "%s: warning: %s\n", prog, img->problems.v[i].message);
+        fprintf(err, "%s: warning: %s\n", prog, qc_esc_qemu(img->problems.v[i].message));
 }
 
 struct json_object *qc_json_image_doc(struct qc_image *img, const char *path, int *rc)
 {
     struct json_object *doc = json_object_new_object();
 
-    json_object_object_add(doc, "filename", json_object_new_string(path));
+    json_object_object_add(doc, "filename", qc_json_text(path));
     json_object_object_add(doc, "header", qc_json_header(img));
     json_object_object_add(doc, "extensions", qc_json_extensions(img));
     json_object_object_add(doc, "feature_table", qc_json_feature_table(img));
@@ -61,7 +61,7 @@ int qc_view_open_chain(struct qc_chain *c, const char *path, unsigned flags, FIL
         return 63;
     }
     if (r < 0) {
-        fprintf(err, "%s: %s\n", prog, msg ? msg : qc_strerror(r));
+        fprintf(err, "%s: %s\n", prog, msg ? qc_esc_qemu(msg) : qc_strerror(r));
         free(msg);
         return 1;
     }

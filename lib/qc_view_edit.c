@@ -176,7 +176,7 @@ void qc_view_feature_list(FILE *out, const struct qc_image *img)
             snprintf(where, sizeof where, "%s:%u",
                      qc_feature_group_name((enum qc_feature_group)g), b);
             fprintf(out, "%-20s %-16s %-5s %s\n", shortname ? shortname : "-", where,
-                    set ? "set" : "clear", name ? name : "(unknown)");
+                    set ? "set" : "clear", name ? qc_esc(name) : "(unknown)");
         }
     }
 }
@@ -208,39 +208,39 @@ int qc_edit_run(FILE *out, FILE *err, const char *prog, struct qc_image *img, co
     int r, rc = 0;
 
     if (qc_edit_init(&edit, img) < 0) {
-        fprintf(err, "%s: %s: %s\n", prog, path, edit.error);
+        fprintf(err, "%s: %s: %s\n", prog, path, qc_esc_qemu(edit.error));
         rc = 1;
         goto close;
     }
     for (size_t i = 0; i < n; i++) {
         if (apply(&edit, err, prog, path, &reqs[i], o->clear) < 0) {
-            fprintf(err, "%s: %s: %s: %s\n", prog, path, reqs[i].arg, edit.error);
+            fprintf(err, "%s: %s: %s: %s\n", prog, path, reqs[i].arg, qc_esc_qemu(edit.error));
             rc = 1;
             goto close;
         }
     }
     if (qc_edit_plan(&edit) < 0) {
-        fprintf(err, "%s: %s: %s\n", prog, path, edit.error);
+        fprintf(err, "%s: %s: %s\n", prog, path, qc_esc_qemu(edit.error));
         rc = 1;
         goto close;
     }
     for (size_t i = 0; i < edit.nguards; i++)
         fprintf(err, "%s: %s%s: %s\n", prog, o->force ? "warning: " : "", path,
-                edit.guards[i].message);
+                qc_esc_qemu(edit.guards[i].message));
     if (edit.nguards && !o->force) {
         fprintf(err, "%s: %s: nothing changed (--force overrides)\n", prog, path);
         rc = 1;
         goto close;
     }
     if (edit.note)
-        fprintf(err, "%s: %s: %s\n", prog, path, edit.note);
+        fprintf(err, "%s: %s: %s\n", prog, path, qc_esc_qemu(edit.note));
     if (edit.qemu_refusal) {
         bool told = false;
         for (size_t i = 0; i < edit.nguards; i++)
             told |= edit.guards[i].kind == QC_GUARD_INCOMPAT_SET;
         if (!told)
             fprintf(err, "%s: warning: %s: QEMU will refuse to open the image: %s\n",
-                    prog, path, edit.qemu_refusal);
+                    prog, path, qc_esc_qemu(edit.qemu_refusal));
     }
     if (o->dry_run) {
         qc_edit_print_summary(out, &edit);

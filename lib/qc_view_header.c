@@ -3,11 +3,13 @@
 #include "qc_view.h"
 
 #include <inttypes.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "qc_bitmap.h"
 #include "qc_endian.h"
+#include "qc_util.h"
 
 bool qc_py_printable(const uint8_t *p, size_t n)
 {
@@ -78,7 +80,7 @@ static void feature_mask_names(char *buf, size_t len, struct qc_image *img,
             continue;
         const char *n = qc_image_feature_name(img, g, b);
         if (n)
-            used += (size_t)snprintf(buf + used, len - used, "%s%u: %s", sep, b, n);
+            used += (size_t)snprintf(buf + used, len - used, "%s%u: %s", sep, b, qc_esc(n));
         else
             used += (size_t)snprintf(buf + used, len - used, "%s%u: unknown", sep, b);
         sep = ", ";
@@ -157,7 +159,7 @@ int qc_view_hex(FILE *out, struct qc_image *img)
                 snprintf(label, sizeof label, "feature[%zu]", k);
                 snprintf(v, sizeof v, "%s bit %u: %s",
                          fe[0] < QC_FG_COUNT ? qc_feature_group_name((enum qc_feature_group)fe[0]) : "type?",
-                         fe[1], nm);
+                         fe[1], qc_esc(nm));
                 hex_line(out, off + k * QC_FEATURE_ENTRY_SIZE, fe, QC_FEATURE_ENTRY_SIZE, label, v);
             }
             if (e->avail % QC_FEATURE_ENTRY_SIZE) {
@@ -184,15 +186,15 @@ int qc_view_hex(FILE *out, struct qc_image *img)
             hex_line(out, off + 8, e->data + 8, 8, "crypto_header_length", v);
         } else if (e->avail) {
             snprintf(label, sizeof label, "ext[%zu].data", i);
-            if (qc_py_printable(e->data, e->avail) && e->avail < sizeof v - 3) {
-                snprintf(v, sizeof v, "'%.*s'", (int)e->avail, (const char *)e->data);
-                for (char *c = v; *c; c++)
-                    if (*c < 0x20)
-                        *c = '.';
-            } else {
-                snprintf(v, sizeof v, "<binary>");
-            }
-            hex_line(out, off, e->data, e->avail, label, v);
+            /* text as qcow2.py would quote it, escaped as every image string */
+            char *text = NULL, *quoted = NULL;
+            if (qc_py_printable(e->data, e->avail) && e->avail < sizeof v - 3 &&
+                (text = qc_escape((const char *)e->data, e->avail)) &&
+                asprintf(&quoted, "'%s'", text) < 0)
+                quoted = NULL;
+            hex_line(out, off, e->data, e->avail, label, quoted ? quoted : "<binary>");
+            free(quoted);
+            free(text);
         }
         if (e->padded_avail > e->avail) {
             snprintf(label, sizeof label, "ext[%zu].padding", i);
@@ -202,7 +204,7 @@ int qc_view_hex(FILE *out, struct qc_image *img)
     if (img->exts.end_marker != UINT64_MAX && img->exts.end_marker + 8 <= have)
         hex_line(out, img->exts.end_marker, raw + img->exts.end_marker, 8, "end of extensions", NULL);
     if (img->backing_name && h->backing_file_offset + h->backing_file_size <= have) {
-        snprintf(v, sizeof v, "'%s'", img->backing_name);
+        snprintf(v, sizeof v, "'%s'", qc_esc(img->backing_name));
         hex_line(out, h->backing_file_offset, raw + h->backing_file_offset,
                  h->backing_file_size, "backing file name", v);
     }
@@ -243,7 +245,7 @@ int qc_view_features(FILE *out, struct qc_image *img)
             n = qc_image_feature_name(img, (enum qc_feature_group)g, bit);
             fprintf(out, "%-13s %-4u %-28s %-4s %s\n",
                     qc_feature_group_name((enum qc_feature_group)g), bit,
-                    n ? n : "-", (mask & (1ull << bit)) ? "yes" : "no",
+                    n ? qc_esc(n) : "-", (mask & (1ull << bit)) ? "yes" : "no",
                     qc_feature_short_name((enum qc_feature_group)g, bit) ? "yes" : "no");
         }
     }
@@ -255,6 +257,39 @@ int qc_view_features(FILE *out, struct qc_image *img)
 struct json_object *qc_json_u64(uint64_t v)
 {
     return json_object_new_uint64(v);
+}
+
+/* json-c leaves DEL and the C1 controls (U+0080 to U+009F) raw, and a
+ * terminal may act on them; outside strings a document has neither, so
+ * they are written as \u escapes here.  Returns the bytes consumed at S
+ * (0: not one of them). */
+static size_t json_put_control(FILE *out, const char *s)
+{
+    const unsigned char *u = (const unsigned char *)s;
+
+    if (u[0] == 0x7f) {
+        fputs("\\u007f", out);
+        return 1;
+    }
+    if (u[0] == 0xc2 && u[1] >= 0x80 && u[1] <= 0x9f) {
+        fprintf(out, "\\u%04x", u[1]);
+        return 2;
+    }
+    return 0;
+}
+
+void qc_json_print_line(FILE *out, struct json_object *o)
+{
+    const char *s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
+                                                   JSON_C_TO_STRING_NOSLASHESCAPE);
+
+    while (*s) {
+        size_t n = json_put_control(out, s);
+        if (!n)
+            fputc(*s, out), n = 1;
+        s += n;
+    }
+    fputc('\n', out);
 }
 
 void qc_json_print(FILE *out, struct json_object *o)
@@ -278,6 +313,12 @@ void qc_json_print(FILE *out, struct json_object *o)
                 line_start = false;
                 continue;
             }
+        }
+        size_t ctl = json_put_control(out, s);
+        if (ctl) {
+            s += ctl - 1;
+            line_start = false;
+            continue;
         }
         if (line_start && *s == ' ')
             fputs("  ", out);
@@ -322,12 +363,19 @@ static size_t utf8_len(const unsigned char *p, size_t n)
 
 struct json_object *qc_json_text(const char *text)
 {
-    const unsigned char *p = (const unsigned char *)(text ? text : "");
-    size_t n = strlen((const char *)p), o = 0;
+    return qc_json_text_len(text ? text : "", text ? strlen(text) : 0);
+}
+
+struct json_object *qc_json_text_len(const char *text, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)text;
+    size_t o = 0;
     struct json_object *j;
     char *buf;
 
     /* bytes that are not UTF-8 become U+FFFD, so the document stays JSON */
+    if (n > (SIZE_MAX - 1) / 3 || n > INT_MAX / 3)
+        return json_object_new_string("");
     buf = malloc(n * 3 + 1);
     if (!buf)
         return json_object_new_string("");
@@ -375,7 +423,7 @@ static char *hex_string(const uint8_t *p, size_t n)
 
 static struct json_object *json_string_n(const uint8_t *p, size_t n)
 {
-    return json_object_new_string_len((const char *)p, (int)n);
+    return qc_json_text_len((const char *)p, n);
 }
 
 struct json_object *qc_json_feature_table(struct qc_image *img)
@@ -389,7 +437,7 @@ struct json_object *qc_json_feature_table(struct qc_image *img)
                                    f->type < QC_FG_COUNT ? qc_feature_group_name((enum qc_feature_group)f->type)
                                                          : "unknown"));
         json_object_object_add(o, "bit", json_object_new_int(f->bit));
-        json_object_object_add(o, "name", json_object_new_string(f->name));
+        json_object_object_add(o, "name", qc_json_text(f->name));
         json_object_array_add(a, o);
     }
     return a;
@@ -412,7 +460,7 @@ static struct json_object *json_ext_data(struct qc_image *img, const struct qc_e
                 struct json_object *o = json_object_new_object();
                 json_object_object_add(o, "type", json_object_new_int(t.v[i].type));
                 json_object_object_add(o, "bit", json_object_new_int(t.v[i].bit));
-                json_object_object_add(o, "name", json_object_new_string(t.v[i].name));
+                json_object_object_add(o, "name", qc_json_text(t.v[i].name));
                 json_object_array_add(a, o);
             }
             qc_feature_table_free(&t);
@@ -488,7 +536,7 @@ struct json_object *qc_json_features(struct qc_image *img)
             struct json_object *b = json_object_new_object();
             const char *n = qc_image_feature_name(img, (enum qc_feature_group)g, bit);
             json_object_object_add(b, "bit", json_object_new_int((int)bit));
-            json_object_object_add(b, "name", n ? json_object_new_string(n) : NULL);
+            json_object_object_add(b, "name", n ? qc_json_text(n) : NULL);
             json_object_array_add(set, b);
             if (!(known & (1ull << bit)))
                 json_object_array_add(unknown, json_object_new_int((int)bit));

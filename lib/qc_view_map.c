@@ -9,6 +9,7 @@
 #include "qc_chain.h"
 #include "qc_guest.h"
 #include "qc_map.h"
+#include "qc_util.h"
 
 /* --- hexdump -C ------------------------------------------------------------ */
 
@@ -244,7 +245,7 @@ static int map_text_entry(void *ctx, const struct qc_map_entry *e, bool last)
         snprintf(off, sizeof off, "%#" PRIx64, e->offset);
     fprintf(out, "%#-18" PRIx64 " %#-18" PRIx64 " %-18s %5u  %-20s %s\n",
             e->start, e->length, off, e->depth, map_kind(e),
-            e->has_offset && e->file && e->file->path ? e->file->path : "-");
+            e->has_offset && e->file && e->file->path ? qc_esc(e->file->path) : "-");
     return 0;
 }
 

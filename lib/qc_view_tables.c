@@ -12,6 +12,7 @@
 #include "qc_l2.h"
 #include "qc_refcount.h"
 #include "qc_snapshot.h"
+#include "qc_util.h"
 
 /* Rows go either to a text stream or into a JSON section object. */
 struct sink {
@@ -33,14 +34,14 @@ static void sink_note(struct sink *s, const char *fmt, ...)
     if (!msg)
         return;
     if (s->out) {
-        fprintf(s->out, "note: %s\n", msg);
+        fprintf(s->out, "note: %s\n", qc_esc_qemu(msg));
     } else {
         struct json_object *notes;
         if (!json_object_object_get_ex(s->obj, "notes", &notes)) {
             notes = json_object_new_array();
             json_object_object_add(s->obj, "notes", notes);
         }
-        json_object_array_add(notes, json_object_new_string(msg));
+        json_object_array_add(notes, qc_json_text(msg));
     }
     free(msg);
 }
@@ -59,9 +60,9 @@ static void sink_error(struct sink *s, const char *fmt, ...)
     if (!msg)
         return;
     if (s->out)
-        fprintf(s->out, "error: %s\n", msg);
+        fprintf(s->out, "error: %s\n", qc_esc_qemu(msg));
     else
-        json_object_object_add(s->obj, "error", json_object_new_string(msg));
+        json_object_object_add(s->obj, "error", qc_json_text(msg));
     free(msg);
 }
 
@@ -581,8 +582,8 @@ static void walk_snapshots(struct sink *s, struct qc_image *img)
         if (s->out) {
             fprintf(s->out, "\nSnapshot %zu (entry at %#" PRIx64 ", %" PRIu64 " bytes)\n", i,
                     sn->entry_offset, sn->entry_len);
-            fprintf(s->out, "  %-18s %s\n", "id", sn->id_str);
-            fprintf(s->out, "  %-18s %s\n", "name", sn->name);
+            fprintf(s->out, "  %-18s %s\n", "id", qc_esc(sn->id_str));
+            fprintf(s->out, "  %-18s %s\n", "name", qc_esc(sn->name));
             fprintf(s->out, "  %-18s %#" PRIx64 "%s%s\n", "l1_table_offset", sn->l1_table_offset,
                     (sn->l1_table_offset & (img->cluster_size - 1)) ? " (unaligned)" : "",
                     l1_beyond ? " (past the end of the file)" : "");
@@ -608,8 +609,8 @@ static void walk_snapshots(struct sink *s, struct qc_image *img)
         } else {
             struct json_object *r = json_object_new_object();
             add_u64(r, "entry_offset", sn->entry_offset);
-            json_object_object_add(r, "id", json_object_new_string(sn->id_str));
-            json_object_object_add(r, "name", json_object_new_string(sn->name));
+            json_object_object_add(r, "id", qc_json_text(sn->id_str));
+            json_object_object_add(r, "name", qc_json_text(sn->name));
             add_u64(r, "l1_table_offset", sn->l1_table_offset);
             add_u64(r, "l1_size", sn->l1_size);
             add_u64(r, "vm_state_size", vmsize);
@@ -773,7 +774,7 @@ static void walk_bitmaps(struct sink *s, struct qc_image *img, bool nonzero)
 
         bitmap_flag_names(flags, sizeof flags, b->flags);
         if (s->out) {
-            fprintf(s->out, "\nBitmap %zu '%s' (entry at %#" PRIx64 ")\n", i, b->name, b->entry_offset);
+            fprintf(s->out, "\nBitmap %zu '%s' (entry at %#" PRIx64 ")\n", i, qc_esc(b->name), b->entry_offset);
             fprintf(s->out, "  %-18s %#" PRIx64 "%s\n", "table_offset", b->table_offset,
                     (b->table_offset & (img->cluster_size - 1)) ? " (unaligned)" : "");
             fprintf(s->out, "  %-18s %u\n", "table_size", b->table_size);
@@ -787,7 +788,7 @@ static void walk_bitmaps(struct sink *s, struct qc_image *img, bool nonzero)
         } else {
             struct json_object *r = json_object_new_object();
             add_u64(r, "entry_offset", b->entry_offset);
-            json_object_object_add(r, "name", json_object_new_string(b->name));
+            json_object_object_add(r, "name", qc_json_text(b->name));
             add_u64(r, "table_offset", b->table_offset);
             add_u64(r, "table_size", b->table_size);
             add_u64(r, "flags", b->flags);

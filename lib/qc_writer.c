@@ -136,7 +136,8 @@ static int open_backing(struct qc_writer *w, const char *path, unsigned depth)
     }
     if (r < 0) {
         if (!w->errmsg[0])
-            set_err(w, "Could not open backing file: Could not open '%s': %s", bp, qc_strerror(r));
+            set_err(w, "Could not open backing file: Could not open '%s': %s", qc_esc_qemu(bp),
+                    qc_strerror(r));
         free(bp);
         free(b);
         return r;
@@ -371,7 +372,7 @@ static int qc_writer_repair_dirty(struct qc_writer *w, const char *path)
     qc_w_free_state(w);
     if ((r = qc_image_reload(&w->img, QC_VALIDATE_WRITE)) < 0 ||
         (r = qc_w_init_state(w)) < 0) {
-        set_err(w, "Could not open '%s': %s", path, qc_strerror(r));
+        set_err(w, "Could not open '%s': %s", qc_esc_qemu(path), qc_strerror(r));
         return r;
     }
     return 0;
@@ -395,7 +396,7 @@ static int open_depth(struct qc_writer *w, const char *path, const struct qc_wri
                       opt->readonly ? QC_VALIDATE_OPEN : QC_VALIDATE_WRITE, &why);
     if (r == QC_E_LOCKED) {
         set_err(w, "Failed to get \"%s\" lock\nIs another process using the image [%s]?",
-                why ? why : "write", path);
+                why ? why : "write", qc_esc_qemu(path));
         return r;
     }
     if (r == QC_E_FORMAT) {
@@ -404,11 +405,11 @@ static int open_depth(struct qc_writer *w, const char *path, const struct qc_wri
         return r;
     }
     if (r < 0) {
-        set_err(w, "Could not open '%s': %s", path, qc_strerror(r));
+        set_err(w, "Could not open '%s': %s", qc_esc_qemu(path), qc_strerror(r));
         return r;
     }
     if (w->img.open_error) {
-        set_err(w, "%s", w->img.open_error->message);
+        set_err(w, "%s", qc_esc_qemu(w->img.open_error->message));
         r = -EINVAL;
         goto fail;
     }
@@ -444,7 +445,7 @@ static int open_depth(struct qc_writer *w, const char *path, const struct qc_wri
         w->img.file.no_flush = true;
     r = qc_w_init_state(w);
     if (r < 0) {
-        set_err(w, "Could not open '%s': %s", path, qc_strerror(r));
+        set_err(w, "Could not open '%s': %s", qc_esc_qemu(path), qc_strerror(r));
         goto fail;
     }
     r = open_backing(w, path, depth);

@@ -68,7 +68,7 @@ static void print_event(void *opaque, const struct qc_check_event *ev)
         return;
     if (ev->flags & QC_EVL_PROGNAME)
         fputs_unlocked("qemu-img: ", stderr);
-    fputs_unlocked(ev->line, stderr);
+    qc_fput_qemu_text(stderr, ev->line);
     if (!(ev->flags & QC_EVL_NO_NL))
         putc_unlocked('\n', stderr);
 }
@@ -152,8 +152,8 @@ static int keep_compare(const struct keep *a, const struct keep *b, const struct
                 x->date_sec != y->date_sec || x->date_nsec != y->date_nsec ||
                 x->vm_clock_nsec != y->vm_clock_nsec || x->vm_state_size != y->vm_state_size ||
                 (!table_rewritten && x->extra_data_size != y->extra_data_size)) {
-                fprintf(stderr, PROG ": snapshot %zu (ID %s, '%s') changed\n", i, x->id_str,
-                        x->name);
+                fprintf(stderr, PROG ": snapshot %zu (ID %s, '%s') changed\n", i, qc_esc(x->id_str),
+                        qc_esc(x->name));
                 n++;
             }
         }
@@ -225,10 +225,10 @@ static int check_failed(const struct qc_check_result *r)
     switch (r->status) {
     case QC_CHECK_OPEN_FAILED:
     case QC_CHECK_UNSUPPORTED:
-        fprintf(stderr, "qemu-img: %s\n", r->message ? r->message : "");
+        fprintf(stderr, "qemu-img: %s\n", qc_esc_qemu(r->message));
         break;
     default:
-        fprintf(stderr, "qemu-img: Check failed: %s\n", r->message ? r->message : "");
+        fprintf(stderr, "qemu-img: Check failed: %s\n", qc_esc_qemu(r->message));
         break;
     }
     return qc_check_exit_code(r);
@@ -238,7 +238,7 @@ static int check_failed(const struct qc_check_result *r)
 static void print_notes(const struct qc_repair *rp)
 {
     for (size_t i = 0; i < rp->nnotes; i++)
-        fprintf(stderr, PROG ": %s\n", rp->notes[i]);
+        fprintf(stderr, PROG ": %s\n", qc_esc_qemu(rp->notes[i]));
     fflush(stderr);
 }
 

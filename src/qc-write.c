@@ -65,7 +65,7 @@ static void print_repair_line(void *opaque, const struct qc_check_event *ev)
     (void)opaque;
     if (!(ev->flags & QC_EVL_PRINTED))
         return;
-    fprintf(stderr, "%s%s%s", (ev->flags & QC_EVL_PROGNAME) ? PROG ": " : "", ev->line,
+    fprintf(stderr, "%s%s%s", (ev->flags & QC_EVL_PROGNAME) ? PROG ": " : "", qc_esc_qemu(ev->line),
             (ev->flags & QC_EVL_NO_NL) ? "" : "\n");
 }
 

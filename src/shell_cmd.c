@@ -496,7 +496,7 @@ static void print_repair_line(void *err_file, const struct qc_check_event *ev)
 {
     if (!(ev->flags & QC_EVL_PRINTED))
         return;
-    fprintf(err_file, "%s%s%s", (ev->flags & QC_EVL_PROGNAME) ? PROG ": " : "", ev->line,
+    fprintf(err_file, "%s%s%s", (ev->flags & QC_EVL_PROGNAME) ? PROG ": " : "", qc_esc_qemu(ev->line),
             (ev->flags & QC_EVL_NO_NL) ? "" : "\n");
 }
 
