@@ -96,7 +96,7 @@ static void emit_va(struct qc_check *c, enum qc_problem_kind kind, enum qc_sever
         struct qc_problem tmp = { kind, sev, offset, cluster, value, line };
         ev.problem = kind == QC_P_QEMU_REPORT ? NULL : (p ? p : &tmp);
         ev.line = line ? line : "";
-        ev.flags = flags & (QC_EVL_PRINTED | QC_EVL_PROGNAME | QC_EVL_NO_NL);
+        ev.flags = flags & (QC_EVL_PRINTED | QC_EVL_PROGNAME | QC_EVL_NO_NL | QC_EVL_TAGS);
         c->opts.sink(c->opts.opaque, &ev);
     }
     free(heap);
@@ -384,7 +384,7 @@ static __attribute__((noinline)) int l2_entry_slow(struct qc_check *c, struct wa
         if (off & (c->cs - 1)) {
             bool has_data = c->extl2 ? (bm & 0xFFFFFFFFull) != 0 : !(e & QC_OFLAG_ZERO);
             if (!has_data)
-                qc_check_emit(c, QC_P_L2_UNALIGNED, QC_SEV_CORRUPTION, PRINT, at, k,
+                qc_check_emit(c, QC_P_L2_UNALIGNED, QC_SEV_CORRUPTION, PRINT | QC_EVL_PREALLOC, at, k,
                               "ERROR offset=%" PRIx64 ": Preallocated cluster is not properly "
                               "aligned; L2 entry corrupted.", off);
             else
@@ -938,8 +938,8 @@ static void signal_unaligned(void *opaque, uint64_t off, uint64_t index)
         snprintf(idx, sizeof idx, "%#" PRIx64, index);
     else
         snprintf(idx, sizeof idx, "0");
-    qc_check_emit(c, QC_P_QEMU_REPORT, QC_SEV_INFO, PRINT, off, QC_NO_OFFSET,
-                  "qcow2: Image is corrupt: Refblock offset %#" PRIx64 " unaligned (reftable "
+    qc_check_emit(c, QC_P_QEMU_REPORT, QC_SEV_INFO, PRINT | QC_EVL_REFBLOCK_CORRUPT, off,
+                  QC_NO_OFFSET, "qcow2: Image is corrupt: Refblock offset %#" PRIx64 " unaligned (reftable "
                   "index: %s); further non-fatal corruption events will be suppressed", off, idx);
 }
 
@@ -1236,8 +1236,8 @@ static int check_oflag_copied(struct qc_check *c)
             continue;
         nmis = 0;
         if ((r = qc_file_read_qemu(c->f, l2, t, (size_t)c->cs)) < 0) {
-            qc_check_emit(c, QC_P_CHECK_IO_ERROR, QC_SEV_ERROR, PRINT, l2, QC_NO_OFFSET,
-                          "ERROR: Could not read L2 table: %s", qc_strerror(r));
+            qc_check_emit(c, QC_P_CHECK_IO_ERROR, QC_SEV_ERROR, PRINT | QC_EVL_L2_READ, l2,
+                          QC_NO_OFFSET, "ERROR: Could not read L2 table: %s", qc_strerror(r));
             break;
         }
         for (uint64_t j = 0; j < c->l2_entries; j++) {
@@ -1354,8 +1354,8 @@ static int read_snapshot_table(struct qc_check *c)
         qc_check_emit(c, QC_P_SNAPSHOT_TABLE_INVALID, QC_SEV_ERROR, PRINT | QC_EVL_PROGNAME, 64,
                       QC_NO_OFFSET, "ERROR snapshot table %s", big ? "too large" : "offset invalid");
         if (big)
-            qc_check_emit(c, QC_P_QEMU_REPORT, QC_SEV_INFO, PRINT, QC_NO_OFFSET, QC_NO_OFFSET,
-                          "You can force-remove all %u overhanging snapshots with qemu-img check -r all",
+            qc_check_emit(c, QC_P_QEMU_REPORT, QC_SEV_INFO, PRINT | QC_EVL_FORCE_HINT, QC_NO_OFFSET,
+                          QC_NO_OFFSET, "You can force-remove all %u overhanging snapshots with qemu-img check -r all",
                           nb - QC_SNAPSHOT_MAX);
         return big ? -EFBIG : -EINVAL;
     }

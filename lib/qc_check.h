@@ -26,6 +26,12 @@ enum qc_check_status {
 #define QC_EVL_PRINTED   0x1u   /* QEMU prints LINE on stderr */
 #define QC_EVL_PROGNAME  0x2u   /* ... through error_report: "qemu-img: " first */
 #define QC_EVL_NO_NL     0x4u   /* ... without a newline */
+/* What a line is, for engines that act on it (never on its text): */
+#define QC_EVL_PREALLOC  0x10u  /* L2_UNALIGNED: a preallocated zero cluster's entry */
+#define QC_EVL_REFBLOCK_CORRUPT 0x20u /* QEMU's corruption event: an unaligned refblock */
+#define QC_EVL_L2_READ   0x40u  /* CHECK_IO_ERROR: an L2 table could not be read */
+#define QC_EVL_FORCE_HINT 0x80u /* QEMU's "You can force-remove ..." hint */
+#define QC_EVL_TAGS (QC_EVL_PREALLOC | QC_EVL_REFBLOCK_CORRUPT | QC_EVL_L2_READ | QC_EVL_FORCE_HINT)
 
 /* One line of QEMU's report and/or one finding, in QEMU's order. */
 struct qc_check_event {

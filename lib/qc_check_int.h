@@ -51,6 +51,7 @@ struct qc_meta_range {
 };
 
 struct qc_check {
+    enum qc_problem_kind open_kind; /* the finding of a refused open (QC_P_OPEN_FAILED) */
     char *path;
     struct qc_check_opts opts;
     struct qc_check_result *res;

@@ -107,6 +107,14 @@ static char *probe_error(int e)
 static char *open_backing(struct qc_check *c, const char *overlay, const char *name,
                           const char *format, int depth);
 
+/* A refusal of the open: MSG (the message QEMU prints) and its finding's
+ * kind, which the check reports; the kind is never read back from text. */
+static char *refuse_as(struct qc_check *c, enum qc_problem_kind kind, char *msg)
+{
+    c->open_kind = kind;
+    return msg;
+}
+
 /* --- legacy qcow (version 1) -------------------------------------------------- */
 
 /* QEMU's qcow driver at open; NULL when it would succeed.  Its backing file
@@ -119,7 +127,7 @@ static char *open_qcow1(struct qc_check *c, struct qc_file *f, const char *path,
     uint32_t crypt, bfs;
 
     if (qc_file_read_padded(f, 0, h, sizeof h) < 0)
-        return fmt_msg("Could not open '%s': %s", path, strerror(EIO));
+        return refuse_as(c, QC_P_OPEN_FAILED, fmt_msg("Could not open '%s': %s", path, strerror(EIO)));
     bfo = qc_be64(h + 8);
     bfs = qc_be32(h + 16);
     size = qc_be64(h + 24);
@@ -145,12 +153,13 @@ static char *open_qcow1(struct qc_check *c, struct qc_file *f, const char *path,
     if (!qc_qemu_read_ok(l1_off, l1 * 8))
         return fmt_msg("Could not open '%s': %s", path, strerror(EIO));
     if (size / 512 * 512 > QC_QEMU_MAX_LENGTH)
-        return fmt_msg("Could not refresh total sector count: %s", strerror(EFBIG));
+        return refuse_as(c, QC_P_SIZE_TOO_LARGE,
+                         fmt_msg("Could not refresh total sector count: %s", strerror(EFBIG)));
     if (bfo) {
         char name[1024];
         char *e;
         if (bfs > 1023)
-            return fmt_msg("Backing file name too long");
+            return refuse_as(c, QC_P_BACKING_NAME_TOO_LONG, fmt_msg("Backing file name too long"));
         if (!qc_qemu_read_ok(bfo, bfs))
             return fmt_msg("Could not open '%s': %s", path, strerror(EIO));
         qc_file_read_padded(f, bfo, name, bfs);
@@ -270,17 +279,20 @@ static char *open_qcow2_steps(struct qc_check *c, struct qc_image *img, const ch
     /* 1. header rules up to "L1 table is too small" */
     for (i = 0; i < P->n; i++)
         if (header_kind(P->v[i].kind) && P->v[i].severity == QC_SEV_ERROR)
-            return strdup(P->v[i].message);
+            return refuse_as(c, P->v[i].kind, strdup(P->v[i].message));
     /* 2. reading the L1 table */
     if (h->l1_size && !qc_qemu_read_ok(h->l1_table_offset, (uint64_t)h->l1_size * 8))
-        return fmt_msg("Could not read L1 table: %s", strerror(EIO));
+        return refuse_as(c, QC_P_L1_UNREADABLE,
+                         fmt_msg("Could not read L1 table: %s", strerror(EIO)));
     /* 3. the encryption method (option parsing) */
     if (h->crypt_method > QC_CRYPT_LUKS)
-        return fmt_msg("Unsupported encryption method %d", (int32_t)h->crypt_method);
+        return refuse_as(c, QC_P_BAD_CRYPT_METHOD,
+                         fmt_msg("Unsupported encryption method %d", (int32_t)h->crypt_method));
     /* 4. the refcount table */
     if (h->refcount_table_clusters &&
         !qc_qemu_read_ok(h->refcount_table_offset, (uint64_t)h->refcount_table_clusters * cs))
-        return fmt_msg("Could not initialize refcount handling: %s", strerror(EIO));
+        return refuse_as(c, QC_P_REFTABLE_UNREADABLE,
+                         fmt_msg("Could not initialize refcount handling: %s", strerror(EIO)));
     /* 5. extensions, in order (a LUKS header as QEMU opens it with the
      * key: metadata is never encrypted, so the check goes on keyless) */
     for (i = 0; i < P->n; i++) {
@@ -288,40 +300,45 @@ static char *open_qcow2_steps(struct qc_check *c, struct qc_image *img, const ch
         if (p->kind == QC_P_BITMAPS_WITHOUT_AUTOCLEAR)
             emit_bitmap_warning(c, p);
         else if (ext_kind(p->kind) && p->severity == QC_SEV_ERROR)
-            return strdup(p->message);
+            return refuse_as(c, p->kind, strdup(p->message));
     }
     /* 6. the external data file (named relative to the working directory) */
     if (h->incompatible_features & QC_INCOMPAT_DATA_FILE) {
         char *e;
         if (!img->data_file_name)
-            return fmt_msg("'data-file' is required for this image");
+            return refuse_as(c, QC_P_DATA_FILE_REQUIRED,
+                             fmt_msg("'data-file' is required for this image"));
         if (!img->data_file_name[0])
-            return fmt_msg("The 'file' block driver requires a file name");
+            return refuse_as(c, QC_P_OPEN_FAILED,
+                             fmt_msg("The 'file' block driver requires a file name"));
         if ((e = qc_follow_refusal(path, img->data_file_name, img->data_file_name,
                                    QC_FOLLOW_DATA_FILE)))
-            return e;
+            return refuse_as(c, QC_P_NOT_FOLLOWED, e);
         if ((e = check_plain_file(img->data_file_name)))
-            return e;
+            return refuse_as(c, QC_P_DATA_FILE_MISSING, e);
     } else if (h->autoclear_features & QC_AUTOCLEAR_DATA_RAW) {
-        return fmt_msg("data-file-raw requires a data file");
+        return refuse_as(c, QC_P_RAW_WITHOUT_DATA_FILE,
+                         fmt_msg("data-file-raw requires a data file"));
     }
     /* 7. encryption without a header extension (AES needs none) */
     if (h->crypt_method == QC_CRYPT_LUKS && !qc_ext_find(&img->exts, QC_EXT_CRYPTO))
-        return fmt_msg("Missing CRYPTO header for crypt method %d", (int)h->crypt_method);
+        return refuse_as(c, QC_P_MISSING_CRYPTO_HEADER,
+                         fmt_msg("Missing CRYPTO header for crypt method %d", (int)h->crypt_method));
     /* 8. the backing file name */
     if (qc_problems_has(P, QC_P_BACKING_NAME_TOO_LONG))
-        return fmt_msg("Backing file name too long");
+        return refuse_as(c, QC_P_BACKING_NAME_TOO_LONG, fmt_msg("Backing file name too long"));
     /* 9. bitmaps */
     if ((be = bitmaps_ext(img))) {
         struct qc_ext_bitmaps b;
         char *e;
         qc_ext_bitmaps_decode(be, &b);
         if ((e = load_bitmaps(&img->file, h, b.nb_bitmaps, b.directory_offset, b.directory_size)))
-            return e;
+            return refuse_as(c, QC_P_BITMAP_DIRECTORY, e);
     }
     /* 10. the block layer's sector count */
     if (h->size / 512 * 512 > QC_QEMU_MAX_LENGTH)
-        return fmt_msg("Could not refresh total sector count: %s", strerror(EFBIG));
+        return refuse_as(c, QC_P_SIZE_TOO_LARGE,
+                         fmt_msg("Could not refresh total sector count: %s", strerror(EFBIG)));
     /* 11. the backing chain */
     if (img->backing_name && img->backing_name[0])
         return open_backing(c, path, img->backing_name, img->backing_format, depth + 1);
@@ -386,7 +403,8 @@ close:
 out:
     if (inner) {
         /* nested failures read "Could not open backing file: " per level */
-        err = fmt_msg("Could not open backing file: %s", inner);
+        err = refuse_as(c, QC_P_BACKING_OPEN_FAILED,
+                        fmt_msg("Could not open backing file: %s", inner));
         free(inner);
     }
     free(full);
@@ -405,32 +423,6 @@ static void fail_open(struct qc_check *c, enum qc_problem_kind kind, enum qc_che
     res->message = msg ? msg : strdup("out of memory");
     qc_check_emit(c, kind, QC_SEV_ERROR, QC_EVL_NOCOUNT, QC_NO_OFFSET, QC_NO_OFFSET, "%s",
                   res->message ? res->message : "");
-}
-
-static enum qc_problem_kind open_kind(const char *msg, const struct qc_image *img)
-{
-    if (strstr(msg, "Could not open backing file: ") == msg)
-        return QC_P_BACKING_OPEN_FAILED;
-    for (size_t i = 0; img && i < img->problems.n; i++)
-        if (img->problems.v[i].message && strcmp(img->problems.v[i].message, msg) == 0)
-            return img->problems.v[i].kind;
-    if (strstr(msg, "Could not read L1 table") == msg)
-        return QC_P_L1_UNREADABLE;
-    if (strstr(msg, "Could not initialize refcount handling") == msg)
-        return QC_P_REFTABLE_UNREADABLE;
-    if (strstr(msg, "Unsupported encryption method") == msg)
-        return QC_P_BAD_CRYPT_METHOD;
-    if (strstr(msg, "Could not refresh total sector count") == msg)
-        return QC_P_SIZE_TOO_LARGE;
-    if (strstr(msg, "Bitmap") || strstr(msg, "bitmap"))
-        return QC_P_BITMAP_DIRECTORY;
-    if (strstr(msg, "'data-file' is required") == msg)
-        return QC_P_DATA_FILE_REQUIRED;
-    if (strstr(msg, "data-file-raw") == msg)
-        return QC_P_RAW_WITHOUT_DATA_FILE;
-    if (strstr(msg, "Could not open '") == msg || strstr(msg, "'file' driver") == msg)
-        return QC_P_DATA_FILE_MISSING;
-    return QC_P_OPEN_FAILED;
 }
 
 /* Keeps what the check needs from the open image. */
@@ -506,6 +498,7 @@ int qc_check_open(struct qc_check *c)
     char *err;
     int r;
 
+    c->open_kind = QC_P_OPEN_FAILED;
     r = qc_image_open(&c->img, path, 0, QC_VALIDATE_CHECK, NULL);
     if (r < 0 && r != QC_E_FORMAT) {
         /* QEMU's first read of the file is the format probe */
@@ -534,7 +527,7 @@ int qc_check_open(struct qc_check *c)
         err = open_qcow1(c, &c->img.file, path, 0);
         if (err) {
             char *m = fmt_msg("Could not open '%s': %s", path, err);
-            fail_open(c, open_kind(err, NULL), QC_CHECK_OPEN_FAILED, m);
+            fail_open(c, c->open_kind, QC_CHECK_OPEN_FAILED, m);
             free(err);
         } else {
             fail_open(c, QC_P_LEGACY_QCOW, QC_CHECK_UNSUPPORTED,
@@ -545,7 +538,7 @@ int qc_check_open(struct qc_check *c)
     err = open_qcow2_steps(c, &c->img, path, 0);
     if (err) {
         char *m = fmt_msg("Could not open '%s': %s", path, err);
-        fail_open(c, open_kind(err, &c->img), QC_CHECK_OPEN_FAILED, m);
+        fail_open(c, c->open_kind, QC_CHECK_OPEN_FAILED, m);
         free(err);
         return 1;
     }

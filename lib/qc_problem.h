@@ -71,6 +71,7 @@ enum qc_severity {
     X(BITMAP_DIRECTORY,     "bad-bitmap-directory", ERROR,  false, "bitmap directory or bitmap table refused by QEMU") \
     X(SIZE_TOO_LARGE,       "size-too-large",       ERROR,  false, "virtual size beyond QEMU's largest block device") \
     X(BACKING_OPEN_FAILED,  "backing-open-failed",  ERROR,  false, "the backing file cannot be opened") \
+    X(NOT_FOLLOWED,         "file-not-followed",    ERROR,  false, "a backing or data file the header names lies outside the image's directory") \
     X(TOO_MANY_CLUSTERS,    "too-many-clusters",    INFO,   false, "file of more than INT_MAX clusters (qemu-img check refuses it)") \
     /* qemu-img check's findings (qcow2-facts §7.4, in QEMU's words) */ \
     X(REFCOUNT_MISMATCH,    "refcount-mismatch",    CORRUPTION, true, "on-disk refcount below the references found") \

@@ -74,11 +74,6 @@ struct capture {
     unsigned refblock_flags;
 };
 
-static bool starts(const char *s, const char *prefix)
-{
-    return strncmp(s, prefix, strlen(prefix)) == 0;
-}
-
 static void capture_sink(void *opaque, const struct qc_check_event *ev)
 {
     struct capture *cp = opaque;
@@ -89,11 +84,11 @@ static void capture_sink(void *opaque, const struct qc_check_event *ev)
     if (cp->oom)
         return;
     if (kind == QC_P_REFCOUNT_MISMATCH || kind == QC_P_LEAK || kind == QC_P_REFCOUNT_UNREADABLE ||
-        (kind == QC_P_QEMU_REPORT && starts(ev->line, "qcow2: Image is corrupt: Refblock"))) {
+        (kind == QC_P_QEMU_REPORT && (ev->flags & QC_EVL_REFBLOCK_CORRUPT))) {
         if (cp->phase < PH_COMPARE)
             cp->phase = PH_COMPARE;
     } else if (kind == QC_P_OFLAG_COPIED ||
-               (kind == QC_P_CHECK_IO_ERROR && starts(ev->line, "ERROR: Could not read L2"))) {
+               (kind == QC_P_CHECK_IO_ERROR && (ev->flags & QC_EVL_L2_READ))) {
         cp->phase = PH_OFLAG;
     } else if (cp->phase == PH_COMPARE && ev->problem && ev->problem->severity == QC_SEV_INFO &&
                kind != QC_P_METADATA_OVERLAP) {
@@ -106,7 +101,7 @@ static void capture_sink(void *opaque, const struct qc_check_event *ev)
         (cp->phase == PH_OFLAG ||
          (cp->all && (kind == QC_P_REFBLOCK_OUTSIDE || kind == QC_P_SNAPSHOT_INCOMPLETE ||
                       kind == QC_P_SNAPSHOT_EXTRA_TOO_LARGE ||
-                      (kind == QC_P_L2_UNALIGNED && strstr(ev->line, "Preallocated cluster")))))) {
+                      (kind == QC_P_L2_UNALIGNED && (ev->flags & QC_EVL_PREALLOC)))))) {
         cp->stream = false;
         cp->stopped_in = cp->phase;
     }
@@ -116,7 +111,7 @@ static void capture_sink(void *opaque, const struct qc_check_event *ev)
             cp->o->sink(cp->o->opaque, ev);
     }
     if (cp->phase == PH_COMPARE && kind == QC_P_QEMU_REPORT && !cp->refblock_line &&
-        starts(ev->line, "qcow2: Image is corrupt: Refblock")) {
+        (ev->flags & QC_EVL_REFBLOCK_CORRUPT)) {
         if (!(cp->refblock_line = strdup(ev->line)))
             cp->oom = true;
         cp->refblock_flags = ev->flags;
@@ -479,7 +474,7 @@ static int prealloc_fixes(struct rep *s)
         uint8_t raw[16];
         uint64_t w, bm = 0, off;
 
-        if (e->kind != QC_P_L2_UNALIGNED || !strstr(cev_line(s, e), "Preallocated cluster"))
+        if (e->kind != QC_P_L2_UNALIGNED || !(e->flags & QC_EVL_PREALLOC))
             continue;
         if (find_efix(s, e->offset)) {
             /* a second visit of the same entry finds it fixed: silent */
@@ -1554,7 +1549,7 @@ static int run(struct rep *s)
             replay_walk(s, e);
             continue;
         case QC_P_L2_UNALIGNED:
-            if (s->all && strstr(cev_line(s, e), "Preallocated cluster")) {
+            if (s->all && (e->flags & QC_EVL_PREALLOC)) {
                 replay_as(s, e, "Repairing");
                 cfixed++;
                 continue;
@@ -1652,7 +1647,7 @@ static int run(struct rep *s)
                 (e->kind == QC_P_BEYOND_EOF && e->offset == c->disk.table_offset) ||
                 e->recounted ||
                 (e->kind == QC_P_L2_UNALIGNED && find_efix(s, e->offset)) ||
-                (e->kind == QC_P_QEMU_REPORT && starts(cev_line(s, e), "You can force")))
+                (e->kind == QC_P_QEMU_REPORT && (e->flags & QC_EVL_FORCE_HINT)))
                 continue;
             replay(s, e, cev_line(s, e));
         }
