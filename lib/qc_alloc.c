@@ -1,9 +1,9 @@
 /*
- * Refcounts and cluster allocation as QEMU 7.2 does them (write-semantics
- * §3.3-§3.5, qcow2-facts §5.4): first fit from a per-open cursor, refcount
- * blocks allocated on demand (self-describing when they can be), reftable
- * growth into new self-describing structures at the end of the covered
- * area, byte allocation for compressed clusters.
+ * Refcounts and cluster allocation as QEMU 7.2 does them
+ * (docs/qemu-behaviour.md §4.3-§4.5, §4.11): first fit from a per-open
+ * cursor, refcount blocks allocated on demand (self-describing when they
+ * can be), reftable growth into new self-describing structures at the end
+ * of the covered area, byte allocation for compressed clusters.
  */
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,4 +1,4 @@
-/* Persistent dirty bitmaps (qcow2-facts §6.2-6.3): directory and tables. */
+/* Persistent dirty bitmaps (docs/format.md §8): directory and tables. */
 #ifndef QC_BITMAP_H
 #define QC_BITMAP_H
 

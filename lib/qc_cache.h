@@ -1,10 +1,11 @@
 /*
  * The metadata caches of a writer: L2 slices and refcount blocks, with
- * QEMU's rules for when a cached table reaches the file (write-semantics
- * §2): LRU eviction over a fixed number of slots, a dependency on the other
- * cache ("write that one first, and flush"), and a pending flush before the
- * next write.  Modelling these rules is what gives a writer QEMU's write
- * order and therefore QEMU's crash windows.
+ * QEMU's rules for when a cached table reaches the file
+ * (docs/qemu-behaviour.md §4.2-§4.3): LRU eviction over a fixed number of
+ * slots, a dependency on the other cache ("write that one first, and
+ * flush"), and a pending flush before the next write.  Modelling these
+ * rules is what gives a writer QEMU's write order and therefore QEMU's
+ * crash windows.
  */
 #ifndef QC_CACHE_H
 #define QC_CACHE_H

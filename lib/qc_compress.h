@@ -1,4 +1,4 @@
-/* Compressed clusters (qcow2-facts §4.5): raw deflate (window 4 KiB) and
+/* Compressed clusters (docs/format.md §4.3): raw deflate (window 4 KiB) and
  * zstd frames, through zlib and libzstd, with QEMU's acceptance rules. */
 #ifndef QC_COMPRESS_H
 #define QC_COMPRESS_H

@@ -1,10 +1,10 @@
 /*
- * Image creation as qemu-img create does it (write-semantics §1): option
- * syntax and messages, then the same sequence of writes: a minimal header
- * and refcount table, the first three clusters allocated through the
- * normal allocator, the full header, the L1 table grown to size, optional
- * metadata preallocation through the normal write path, the size, the
- * backing file name.
+ * Image creation as qemu-img create does it (docs/qemu-behaviour.md
+ * §4.1): option syntax and messages, then the same sequence of writes: a
+ * minimal header and refcount table, the first three clusters allocated
+ * through the normal allocator, the full header, the L1 table grown to
+ * size, optional metadata preallocation through the normal write path, the
+ * size, the backing file name.
  */
 #include <stdarg.h>
 #include <stdio.h>

@@ -419,8 +419,8 @@ static int plan_rewrite(struct qc_edit *e)
 }
 
 /* QEMU's first refusal for a read-only open of the header in BUF (the
- * header checks of qcow2-facts §1.2, names from the feature table in EXTS);
- * NULL when it opens. */
+ * header checks of docs/qemu-behaviour.md §1.1, names from the feature
+ * table in EXTS); NULL when it opens. */
 static char *header_open_error(const struct qc_image *img, const uint8_t *buf, uint64_t len,
                                const struct qc_ext_list *exts)
 {

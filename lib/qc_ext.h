@@ -1,4 +1,4 @@
-/* Header extensions (qcow2-facts §3): the list between header_length and
+/* Header extensions (docs/format.md §3): the list between header_length and
  * the backing file name (or the end of cluster 0). */
 #ifndef QC_EXT_H
 #define QC_EXT_H

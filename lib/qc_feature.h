@@ -1,5 +1,5 @@
-/* Feature bits and names: the built-in table (qcow2-facts §2.1) joined with
- * an image's feature name table extension (§2.2). */
+/* Feature bits and names: the built-in table (docs/format.md §2.1) joined
+ * with an image's feature name table extension (docs/format.md §2.2). */
 #ifndef QC_FEATURE_H
 #define QC_FEATURE_H
 
@@ -52,7 +52,7 @@ int qc_feature_table_parse(struct qc_feature_table *t, const uint8_t *data, size
 void qc_feature_table_free(struct qc_feature_table *t);
 
 /* QEMU's "Unsupported qcow2 feature(s): ..." text for the unknown
- * incompatible bits MASK (qcow2-facts §2.3), without the prefix. */
+ * incompatible bits MASK (docs/qemu-behaviour.md §1.2), without the prefix. */
 void qc_feature_unsupported_list(const struct qc_feature_table *t, uint64_t mask,
                                  char *buf, size_t len);
 

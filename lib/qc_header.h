@@ -1,4 +1,4 @@
-/* The qcow2 image header (qcow2-facts §1): parse, validate, serialize. */
+/* The qcow2 image header (docs/format.md §1): parse, validate, serialize. */
 #ifndef QC_HEADER_H
 #define QC_HEADER_H
 
@@ -114,10 +114,11 @@ void qc_header_serialize(const struct qc_header *h, uint8_t *out, size_t len);
 uint64_t qc_header_cluster_size(const struct qc_header *h);
 bool qc_header_extended_l2(const struct qc_header *h);
 
-/* Validation as QEMU at open (qcow2-facts §1.2 rows 1-23), in QEMU's order;
- * the first failing rule is reported, as QEMU stops there.  FT (may be NULL)
- * names unknown incompatible bits.  check_mode skips the rules QEMU skips
- * when opening for `qemu-img check`.  Extension rules are in qc_image. */
+/* Validation as QEMU at open (docs/qemu-behaviour.md §1.1 rows 1-23), in
+ * QEMU's order; the first failing rule is reported, as QEMU stops there.
+ * FT (may be NULL) names unknown incompatible bits.  check_mode skips the
+ * rules QEMU skips when opening for `qemu-img check`.  Extension rules are
+ * in qc_image. */
 void qc_header_validate(const struct qc_header *h, const struct qc_feature_table *ft,
                         bool check_mode, struct qc_problems *problems);
 

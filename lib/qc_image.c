@@ -114,8 +114,8 @@ static int parse_cluster0(struct qc_image *img)
     return 0;
 }
 
-/* QEMU's extension rules (qcow2-facts §3.3), in the order the extensions
- * appear; returns false after the first refusal. */
+/* QEMU's extension rules (docs/qemu-behaviour.md §1.3), in the order the
+ * extensions appear; returns false after the first refusal. */
 static bool validate_extensions(struct qc_image *img)
 {
     const struct qc_header *h = &img->hdr;

@@ -123,9 +123,9 @@ const char *qc_write_class_name(enum qc_write_class c)
 
 /* --- locking ------------------------------------------------------------ */
 
-/* QEMU permission bits (qcow2-facts §11): 0 consistent read, 1 write,
- * 2 write unchanged, 3 resize.  Byte 100+i = "uses", 200+i = "refuses to
- * share". */
+/* QEMU permission bits (docs/qemu-behaviour.md §2.2): 0 consistent read,
+ * 1 write, 2 write unchanged, 3 resize.  Byte 100+i = "uses", 200+i =
+ * "refuses to share". */
 enum { PERM_READ = 0, PERM_WRITE = 1, PERM_WRITE_UNCHANGED = 2, PERM_RESIZE = 3 };
 static const char *const perm_names[4] = {
     "consistent read", "write", "write unchanged", "resize"

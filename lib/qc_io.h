@@ -4,7 +4,7 @@
  * Reads are bounds-checked against the file size; writes go through the
  * write log, the statistics and the crash-injection hooks.  Writers take
  * QEMU-compatible image locks (open-file-description locks on bytes 100+i
- * and 200+i, see qcow2-facts §11).
+ * and 200+i, see docs/qemu-behaviour.md §2.2).
  */
 #ifndef QC_IO_H
 #define QC_IO_H
@@ -26,7 +26,7 @@ enum {
     QC_E_SHRANK = -1006,  /* the file ended early: it shrank after it was opened */
 };
 
-/* Kinds of writes: QEMU blkdebug event names (qcow2-facts §9). */
+/* Kinds of writes: QEMU blkdebug event names (docs/qemu-behaviour.md §6). */
 enum qc_event {
     QC_EV_NONE = 0,
     QC_EV_L1_UPDATE,

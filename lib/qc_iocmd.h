@@ -1,8 +1,8 @@
 /*
  * qemu-io's command language for a writer: write [-P pat] [-z [-u]] [-c],
  * read [-P pat [-s off] [-l len]] [-v], discard, flush, abort, with
- * qemu-io's syntax, messages and exit-status rules (write-semantics §5).
- * Each command is framed in the write record (qc_file_mark) so a crash
+ * qemu-io's syntax, messages and exit-status rules (docs/qemu-behaviour.md
+ * §5).  Each command is framed in the write record (qc_file_mark) so a crash
  * tester knows which commands had started and which a flush acknowledged.
  */
 #ifndef QC_IOCMD_H

@@ -1,4 +1,4 @@
-/* L1 and L2 table entries (qcow2-facts §4). */
+/* L1 and L2 table entries (docs/format.md §5). */
 #ifndef QC_L2_H
 #define QC_L2_H
 

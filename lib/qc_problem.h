@@ -18,7 +18,7 @@ enum qc_severity {
 };
 
 #define QC_PROBLEM_KINDS(X) \
-    /* header, as QEMU validates at open (qcow2-facts §1.2) */ \
+    /* header, as QEMU validates at open (docs/qemu-behaviour.md §1.1) */ \
     X(BAD_MAGIC,            "bad-magic",            ERROR,  false, "not a qcow2 image") \
     X(UNSUPPORTED_VERSION,  "unsupported-version",  ERROR,  false, "version is not 2 or 3") \
     X(BAD_CLUSTER_BITS,     "bad-cluster-size",     ERROR,  false, "cluster_bits outside 9..21") \
@@ -49,7 +49,7 @@ enum qc_severity {
     X(MISSING_CRYPTO_HEADER,"missing-crypto-header",ERROR,  false, "LUKS image without a crypto header extension") \
     X(BACKING_NAME_TOO_LONG,"backing-name-too-long",ERROR,  false, "backing file name too long or past cluster 0") \
     X(TRUNCATED_HEADER,     "truncated-header",     ERROR,  false, "the file ends inside the header") \
-    /* header extensions (qcow2-facts §3) */ \
+    /* header extensions (docs/format.md §3, docs/qemu-behaviour.md §1.3) */ \
     X(EXT_TOO_LARGE,        "extension-too-large",  ERROR,  false, "header extension runs past the extension area") \
     X(EXT_TRUNCATED,        "extension-truncated",  ERROR,  false, "header extension runs past the end of the file") \
     X(EXT_NO_END,           "extension-no-end-marker", INFO, false, "extension area has no end marker") \
@@ -73,7 +73,7 @@ enum qc_severity {
     X(BACKING_OPEN_FAILED,  "backing-open-failed",  ERROR,  false, "the backing file cannot be opened") \
     X(NOT_FOLLOWED,         "file-not-followed",    ERROR,  false, "a backing or data file the header names lies outside the image's directory") \
     X(TOO_MANY_CLUSTERS,    "too-many-clusters",    INFO,   false, "file of more than INT_MAX clusters (qemu-img check refuses it)") \
-    /* qemu-img check's findings (qcow2-facts §7.4, in QEMU's words) */ \
+    /* qemu-img check's findings (docs/qemu-behaviour.md §3.3-§3.8, in QEMU's words) */ \
     X(REFCOUNT_MISMATCH,    "refcount-mismatch",    CORRUPTION, true, "on-disk refcount below the references found") \
     X(LEAK,                 "leak",                 LEAK,   true,  "on-disk refcount above the references found") \
     X(REFCOUNT_UNREADABLE,  "refcount-unreadable",  ERROR,  true,  "refcount cannot be read (bad refcount block)") \

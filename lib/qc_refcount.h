@@ -1,4 +1,5 @@
-/* Refcount table and refcount blocks (qcow2-facts §5.1), any width 1..64. */
+/* Refcount table and refcount blocks (docs/format.md §6.1-§6.2), any width
+ * 1..64. */
 #ifndef QC_REFCOUNT_H
 #define QC_REFCOUNT_H
 

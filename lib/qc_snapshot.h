@@ -1,4 +1,4 @@
-/* The internal snapshot table (qcow2-facts §6.1). */
+/* The internal snapshot table (docs/format.md §7). */
 #ifndef QC_SNAPSHOT_H
 #define QC_SNAPSHOT_H
 

@@ -110,9 +110,9 @@ static bool all_zero(const uint8_t *p, size_t n)
     return true;
 }
 
-/* write-semantics §6.3: entries follow the superblock, each on a sector
- * boundary; the superblock only counts those up to the last flush, so the
- * tail after it is read until an all-zero or impossible entry. */
+/* docs/qemu-behaviour.md §7.2: entries follow the superblock, each on a
+ * sector boundary; the superblock only counts those up to the last flush,
+ * so the tail after it is read until an all-zero or impossible entry. */
 static int parse_dm(struct qc_wlog *l, char *err, size_t errlen)
 {
     const uint8_t *b = l->buf;

@@ -1,9 +1,9 @@
 /*
  * Write logs: the record a qc tool keeps of every change it makes to an
  * image file, data included (--record), and dm-log-writes logs as QEMU's
- * blklogwrites driver writes them (write-semantics §6).  Both read into the
- * same list of operations, so a crash tester can rebuild the file as it was
- * after any prefix of the writes.
+ * blklogwrites driver writes them (docs/qemu-behaviour.md §7).  Both read
+ * into the same list of operations, so a crash tester can rebuild the file
+ * as it was after any prefix of the writes.
  */
 #ifndef QC_WLOG_H
 #define QC_WLOG_H

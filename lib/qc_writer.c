@@ -312,7 +312,7 @@ int qc_w_init_state(struct qc_writer *w)
     if (r < 0)
         return r;
 
-    /* cache sizes as QEMU's defaults on Linux (write-semantics §2.2) */
+    /* cache sizes as QEMU's defaults on Linux (docs/qemu-behaviour.md §4.2) */
     max_l2_entries = (w->size + w->cluster_size - 1) / w->cluster_size;
     max_l2_cache = (max_l2_entries * w->l2_entry_size + w->cluster_size - 1) &
                    ~(w->cluster_size - 1);
@@ -563,7 +563,7 @@ static bool known_ext(uint32_t magic)
            magic == QC_EXT_BITMAPS || magic == QC_EXT_CRYPTO || magic == QC_EXT_DATA_FILE;
 }
 
-/* QEMU 7.2's feature name table (qcow2-facts §2.2). */
+/* QEMU 7.2's feature name table (docs/format.md §2.2). */
 static const struct { uint8_t type, bit; const char *name; } feature_table[] = {
     { 0, 0, "dirty bit" }, { 0, 1, "corrupt bit" }, { 0, 2, "external data file" },
     { 0, 3, "compression type" }, { 0, 4, "extended L2 entries" }, { 1, 0, "lazy refcounts" },
@@ -571,9 +571,9 @@ static const struct { uint8_t type, bit; const char *name; } feature_table[] = {
 };
 
 /* Rewrites cluster 0 the way QEMU's qcow2_update_header does
- * (qcow2-facts §3.2): header, unknown header fields, backing format,
- * feature table, unknown extensions (in reverse order), end marker,
- * backing file name; zeros up to the end of the cluster. */
+ * (docs/qemu-behaviour.md §2.1): header, unknown header fields, backing
+ * format, feature table, unknown extensions (in reverse order), end
+ * marker, backing file name; zeros up to the end of the cluster. */
 int qc_w_update_header(struct qc_writer *w)
 {
     const struct qc_header *h = &w->img.hdr;

@@ -1,8 +1,8 @@
 /*
  * Writing guest data into a qcow2 image the way QEMU 7.2 does it: the same
  * cluster allocation, the same metadata caches and the same order of
- * writes and flushes (write-semantics §2-§3), so that the bytes on disk and
- * the states a crash can leave behind are QEMU's.
+ * writes and flushes (docs/qemu-behaviour.md §4.2-§4.12), so that the bytes
+ * on disk and the states a crash can leave behind are QEMU's.
  *
  * One writer per open image.  The allocation and refcount side lives in
  * qc_alloc.c, the L1/L2 side in qc_writer_cluster.c, image creation in

@@ -1,6 +1,6 @@
 /*
- * The L1/L2 side of writing, as QEMU 7.2 does it (write-semantics §3.1,
- * §3.2, §3.6-§3.8, §3.10, §3.12): finding or allocating host clusters for
+ * The L1/L2 side of writing, as QEMU 7.2 does it (docs/qemu-behaviour.md
+ * §4.6-§4.8, §4.11, §4.12): finding or allocating host clusters for
  * a guest range, allocating L2 tables (copying shared ones), entering new
  * clusters with their copy-on-write, compressed clusters, zeroing and
  * discarding.

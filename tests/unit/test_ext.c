@@ -1,6 +1,6 @@
 /* Header extensions: parse/serialize round trip on every fixture, editing
- * the list, and QEMU's extension refusals (qcow2-facts §3.3) with their
- * exact messages. */
+ * the list, and QEMU's extension refusals (docs/qemu-behaviour.md §1.3)
+ * with their exact messages. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

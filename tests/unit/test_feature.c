@@ -1,5 +1,6 @@
 /* Feature bits: names both ways, groups, the image's feature name table,
- * and QEMU's message for unknown incompatible bits (qcow2-facts §2.3). */
+ * and QEMU's message for unknown incompatible bits
+ * (docs/qemu-behaviour.md §1.2). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

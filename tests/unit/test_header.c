@@ -1,5 +1,5 @@
 /* The header: parse/serialize round trip on every fixture, and every open
- * rule of qcow2-facts §1.2 with QEMU's exact message. */
+ * rule of docs/qemu-behaviour.md §1.1 with QEMU's exact message. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

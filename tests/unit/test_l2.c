@@ -128,7 +128,7 @@ static void compressed_every_cluster_size(void **state)
     }
 }
 
-/* Known encodings (qcow2-facts §4.4). */
+/* Known encodings (docs/format.md §4.2, §5.6). */
 static void compressed_known(void **state)
 {
     struct qc_compressed_geom g = qc_compressed_geom(16);
@@ -166,7 +166,7 @@ static void refcount_widths(void **state)
     }
 }
 
-/* Bit packing as QEMU stores it (qcow2-facts §5.1): clusters 0-5 at 1. */
+/* Bit packing as QEMU stores it (docs/format.md §6.2): clusters 0-5 at 1. */
 static void refcount_packing(void **state)
 {
     static const uint8_t want[7][6] = {

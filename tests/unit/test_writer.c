@@ -46,7 +46,7 @@ static void refblock_layouts(void **state)
 {
     uint8_t b[16] = { 0 };
     (void)state;
-    /* qcow2-facts §5.1: clusters 0-5 with refcount 1 */
+    /* docs/format.md §6.2: clusters 0-5 with refcount 1 */
     for (int i = 0; i < 6; i++)
         qc_refblock_set(b, 0, (uint64_t)i, 1);
     assert_int_equal(b[0], 0x3f);
@@ -93,7 +93,7 @@ static void compressed_descriptors(void **state)
         assert_false(qc_compressed_encode(&g, g.offset_mask + 1, 1, &raw));
     }
     {
-        /* qcow2-facts §4.4: 79 bytes at 0x5004f with 64 KiB clusters */
+        /* docs/format.md §4.2: 79 bytes at 0x5004f with 64 KiB clusters */
         struct qc_compressed_geom g = qc_compressed_geom(16);
         uint64_t raw;
         assert_true(qc_compressed_encode(&g, 0x5004f, 79, &raw));
