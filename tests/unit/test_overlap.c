@@ -1,8 +1,10 @@
 /* The metadata overlap check: each class QEMU knows, its name, the order
  * in which classes are tested, the cluster rounding of the write range,
  * the ignore masks and the default ("cached") mode; bounded reads of
- * snapshot L1 tables. */
+ * snapshot L1 tables; and the writer refusing a write onto metadata,
+ * marking the image corrupt and failing every later request. */
 #include <errno.h>
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,8 +17,7 @@
 
 #include "qc_endian.h"
 #include "qc_overlap.h"
-#include "qc_io.h"
-#include "qc_l2.h"
+#include "qc_writer_int.h"
 
 #define CS 65536ull
 
@@ -219,6 +220,81 @@ static void inactive_l2_from_file(void **state)
     unlink(path);
 }
 
+/* --- the writer --- */
+
+static void poke_be(const char *path, uint64_t off, unsigned width, uint64_t val)
+{
+    uint8_t b[8];
+    int fd = open(path, O_WRONLY);
+
+    assert_true(fd >= 0);
+    for (unsigned i = 0; i < width; i++)
+        b[i] = (uint8_t)(val >> (8 * (width - 1 - i)));
+    assert_int_equal(pwrite(fd, b, width, (off_t)off), (ssize_t)width);
+    close(fd);
+}
+
+static uint64_t peek_be64(const char *path, uint64_t off)
+{
+    uint8_t b[8];
+    int fd = open(path, O_RDONLY);
+
+    assert_true(fd >= 0);
+    assert_int_equal(pread(fd, b, 8, (off_t)off), 8);
+    close(fd);
+    return qc_be64(b);
+}
+
+static void open_writer(struct qc_writer *w, const char *path)
+{
+    struct qc_writer_options wo = { .cache_mode = QC_CACHE_WRITETHROUGH, .no_lock = true };
+    assert_int_equal(qc_writer_open(w, path, &wo, NULL), 0);
+}
+
+/* qemu-iotests 060 "unallocated image header": the header's refcount is
+ * 0, the next data cluster would be cluster 0. */
+static void writer_refuses_header(void **state)
+{
+    char path[] = "/tmp/qc-overlap-XXXXXX";
+    struct qc_create_options o;
+    struct qc_writer w;
+    uint8_t buf[4096];
+    char err[256];
+    int fd = mkstemp(path);
+    (void)state;
+
+    assert_true(fd >= 0);
+    close(fd);
+    qc_create_options_init(&o);
+    o.size = 64ull << 20;
+    o.size_set = true;
+    assert_int_equal(qc_create(path, &o, NULL, false, NULL, err, sizeof err), 0);
+    open_writer(&w, path);
+    memset(buf, 0xcd, sizeof buf);
+    assert_int_equal(qc_writer_pwrite(&w, 0, buf, sizeof buf), 0);
+    assert_int_equal(qc_writer_close(&w), 0);
+    poke_be(path, 2 * CS, 2, 0);
+
+    open_writer(&w, path);
+    assert_int_equal(qc_writer_pwrite(&w, CS, buf, sizeof buf), -EIO);
+    assert_true(w.corrupt);
+    assert_string_equal(w.errmsg,
+                        "Preventing invalid write on metadata (overlaps with qcow2_header)");
+    /* the corrupt bit is on disk, the header is otherwise intact */
+    assert_true(peek_be64(path, 72) & QC_INCOMPAT_CORRUPT);
+    assert_int_equal(peek_be64(path, 0) >> 32, QC_MAGIC);
+    /* no medium from now on; a flush has nothing to do */
+    assert_int_equal(qc_writer_pwrite(&w, 2 * CS, buf, sizeof buf), -ENOMEDIUM);
+    assert_int_equal(qc_writer_pread(&w, 0, buf, sizeof buf), -ENOMEDIUM);
+    assert_int_equal(qc_writer_pdiscard(&w, 0, CS), -ENOMEDIUM);
+    assert_int_equal(qc_writer_pwrite_zeroes(&w, 0, CS, false), -ENOMEDIUM);
+    assert_int_equal(qc_writer_flush(&w), 0);
+    assert_int_equal(qc_writer_close(&w), 0);
+    /* the guest data written before is still where it was */
+    assert_int_equal(peek_be64(path, 5 * CS), 0xcdcdcdcdcdcdcdcdull);
+    unlink(path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -229,6 +305,7 @@ int main(void)
         cmocka_unit_test(ignore_masks_and_modes),
         cmocka_unit_test(refblocks_up_to_last_used),
         cmocka_unit_test(inactive_l2_from_file),
+        cmocka_unit_test(writer_refuses_header),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
