@@ -74,7 +74,7 @@ int qc_w_corruption(struct qc_writer *w, bool fatal, const char *fmt, ...)
 
 /* --- the overlap check --- */
 
-static void overlap_view(const struct qc_writer *w, struct qc_overlap_view *v)
+static void overlap_view(struct qc_writer *w, struct qc_overlap_view *v)
 {
     *v = (struct qc_overlap_view){
         .cluster_bits = w->cluster_bits, .enabled = w->overlap_check,
@@ -85,7 +85,7 @@ static void overlap_view(const struct qc_writer *w, struct qc_overlap_view *v)
         .snapshots = w->snapshot_l1s, .nb_snapshots = w->nb_snapshot_l1s,
         /* images with bitmaps are never opened for writing */
         .bitmaps = 0,
-        .file = (struct qc_file *)&w->img.file,
+        .file = &w->img.file,
     };
 }
 
