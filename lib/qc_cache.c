@@ -70,6 +70,11 @@ static int entry_flush(struct qc_cache *c, size_t i)
     }
     if (r < 0)
         return r;
+    if (c->pre_write) {
+        r = c->pre_write(c->pre_write_opaque, c, c->e[i].offset, c->table_size);
+        if (r < 0)
+            return r;
+    }
     r = qc_file_write(c->file, c->e[i].offset, table_addr(c, i), c->table_size,
                       c->write_event);
     if (r < 0)

@@ -34,6 +34,10 @@ struct qc_cache {
     uint64_t lru_clock;
     enum qc_event write_event;    /* fired by each table write */
     enum qc_event load_event;     /* fired by each table read, or QC_EV_NONE */
+    /* asked before each table write (QEMU's overlap check in its cache
+     * flush); a negative return stops the write and is returned */
+    int (*pre_write)(void *opaque, const struct qc_cache *c, uint64_t offset, size_t len);
+    void *pre_write_opaque;
 };
 
 int qc_cache_init(struct qc_cache *c, struct qc_file *f, size_t nslots, size_t table_size,

@@ -15,6 +15,7 @@
 #include "qc_compress.h"
 #include "qc_refcount.h"
 #include "qc_repair.h"
+#include "qc_snapshot.h"
 #include "qc_util.h"
 #include "qc_ext.h"
 #include "qc_writer_int.h"
@@ -51,23 +52,99 @@ int qc_w_corruption(struct qc_writer *w, bool fatal, const char *fmt, ...)
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     snprintf(w->errmsg, sizeof w->errmsg, "%s", msg);
-    if (w->corrupt)
+    /* a read-only image cannot be marked: the event is reported only */
+    fatal = fatal && !w->opt.readonly;
+    if (w->corruption_signaled && (!fatal || (w->incompat & QC_INCOMPAT_CORRUPT)))
         return -EIO;
-    if (fatal && !w->opt.readonly && w->version >= 3) {
-        uint8_t be[8];
+    if (fatal) {
+        /* also on a v2 image, which has no field for the bit: QEMU
+         * rewrites its header all the same */
         fprintf(stderr, "qcow2: Marking image as corrupt: %s; further corruption events will be "
                 "suppressed\n", msg);
         w->incompat |= QC_INCOMPAT_CORRUPT;
-        qc_put_be64(be, w->incompat);
-        if (qc_file_write(&w->img.file, 72, be, 8, QC_EV_HEADER_UPDATE) == 0)
+        if (qc_w_update_header(w) == 0)
             qc_file_flush(&w->img.file);
+        w->corrupt = true;
     } else {
         fprintf(stderr, "qcow2: Image is corrupt: %s; further non-fatal corruption events will "
                 "be suppressed\n", msg);
     }
-    if (fatal)
-        w->corrupt = true;
+    w->corruption_signaled = true;
     return -EIO;
+}
+
+/* --- the overlap check --- */
+
+static void overlap_view(struct qc_writer *w, struct qc_overlap_view *v)
+{
+    *v = (struct qc_overlap_view){
+        .cluster_bits = w->cluster_bits, .enabled = w->overlap_check,
+        .l1 = w->l1, .l1_size = w->l1_size, .l1_offset = w->l1_offset,
+        .reftable = w->reftable, .reftable_size = w->reftable_size,
+        .reftable_offset = w->reftable_offset, .max_reftable_index = w->max_reftable_index,
+        .snapshots_offset = w->snapshots_offset, .snapshots_size = w->snapshots_size,
+        .snapshots = w->snapshot_l1s, .nb_snapshots = w->nb_snapshot_l1s,
+        /* images with bitmaps are never opened for writing */
+        .bitmaps = 0,
+        .file = &w->img.file,
+    };
+}
+
+int qc_w_pre_write(struct qc_writer *w, unsigned ignore, uint64_t off, uint64_t len)
+{
+    struct qc_overlap_view v;
+    int cls;
+
+    overlap_view(w, &v);
+    cls = qc_overlap_check(&v, ignore, off, len);
+    if (cls < 0)
+        return cls;
+    if (cls == 0)
+        return 0;
+    return qc_w_corruption(w, true, "Preventing invalid write on metadata (overlaps with %s)",
+                           qc_overlap_name((unsigned)cls));
+}
+
+/* The caches' writes: an L2 slice may lie on L2 tables, a refcount block
+ * on refcount blocks, as in QEMU's qcow2_cache_entry_flush. */
+static int cache_pre_write(void *opaque, const struct qc_cache *c, uint64_t off, size_t len)
+{
+    struct qc_writer *w = opaque;
+    unsigned ignore = c == &w->l2c ? QC_OL_ACTIVE_L2 : QC_OL_REFCOUNT_BLOCK;
+
+    return qc_w_pre_write(w, ignore, off, len);
+}
+
+/* The snapshot table as the overlap check needs it: each L1 table and the
+ * bytes the table takes as QEMU counts them.  A table that cannot be read
+ * whole leaves what was read. */
+static int load_snapshot_l1s(struct qc_writer *w)
+{
+    const struct qc_header *h = &w->img.hdr;
+    struct qc_snapshot_table t = { 0 };
+    char *err = NULL, *hint = NULL;
+
+    w->snapshots_offset = h->snapshots_offset;
+    w->snapshots_size = 0;
+    if (!h->nb_snapshots)
+        return 0;
+    (void)qc_snapshot_table_read_qemu(&w->img.file, h->snapshots_offset, h->nb_snapshots, &t,
+                                      &err, &hint);
+    free(err);
+    free(hint);
+    w->snapshot_l1s = calloc(t.n ? t.n : 1, sizeof *w->snapshot_l1s);
+    if (!w->snapshot_l1s) {
+        qc_snapshot_table_free(&t);
+        return QC_E_NOMEM;
+    }
+    for (size_t i = 0; i < t.n; i++) {
+        w->snapshot_l1s[i].l1_offset = t.v[i].l1_table_offset;
+        w->snapshot_l1s[i].l1_size = t.v[i].l1_size;
+    }
+    w->nb_snapshot_l1s = t.n;
+    w->snapshots_size = t.size;
+    qc_snapshot_table_free(&t);
+    return 0;
 }
 
 /* --- backing files --- */
@@ -311,6 +388,10 @@ int qc_w_init_state(struct qc_writer *w)
     r = qc_refcount_load(w);
     if (r < 0)
         return r;
+    w->overlap_check = QC_OL_DEFAULT;
+    r = load_snapshot_l1s(w);
+    if (r < 0)
+        return r;
 
     /* cache sizes as QEMU's defaults on Linux (docs/qemu-behaviour.md §4.2) */
     max_l2_entries = (w->size + w->cluster_size - 1) / w->cluster_size;
@@ -328,8 +409,13 @@ int qc_w_init_state(struct qc_writer *w)
                       QC_EV_L2_UPDATE, QC_EV_L2_LOAD);
     if (r < 0)
         return r;
-    return qc_cache_init(&w->rbc, &w->img.file, 4, (size_t)w->cluster_size,
-                         QC_EV_REFBLOCK_UPDATE_PART, QC_EV_NONE);
+    r = qc_cache_init(&w->rbc, &w->img.file, 4, (size_t)w->cluster_size,
+                      QC_EV_REFBLOCK_UPDATE_PART, QC_EV_NONE);
+    if (r < 0)
+        return r;
+    w->l2c.pre_write = w->rbc.pre_write = cache_pre_write;
+    w->l2c.pre_write_opaque = w->rbc.pre_write_opaque = w;
+    return 0;
 }
 
 void qc_w_free_state(struct qc_writer *w)
@@ -339,9 +425,12 @@ void qc_w_free_state(struct qc_writer *w)
     free(w->l1);
     free(w->reftable);
     free(w->discards);
+    free(w->snapshot_l1s);
     w->l1 = NULL;
     w->reftable = NULL;
     w->discards = NULL;
+    w->snapshot_l1s = NULL;
+    w->nb_snapshot_l1s = 0;
     w->ndiscards = w->discards_cap = 0;
 }
 
@@ -510,7 +599,8 @@ int qc_w_flush_qcow2(struct qc_writer *w)
 
 int qc_writer_flush(struct qc_writer *w)
 {
-    if (w->opt.readonly || !w->guest_unflushed)
+    /* a flush without a medium succeeds and writes nothing, as in QEMU */
+    if (w->opt.readonly || w->corrupt || !w->guest_unflushed)
         return 0;
     return qc_w_flush_qcow2(w);
 }
@@ -758,6 +848,9 @@ int qc_w_pwritev(struct qc_writer *w, uint64_t off, const uint8_t *buf, uint64_t
         r = qc_alloc_host_offset(w, off, &cur, &host, &meta);
         if (r < 0)
             goto fail;
+        r = qc_w_pre_write(w, 0, host, cur);
+        if (r < 0)
+            goto fail;
         r = handle_alloc_space(w, meta);
         if (r < 0)
             goto fail;
@@ -783,12 +876,13 @@ fail:
 
 static int check_request(struct qc_writer *w, uint64_t off, uint64_t len, bool write)
 {
+    /* after a fatal corruption QEMU's node has no driver: no medium */
+    if (w->corrupt)
+        return -ENOMEDIUM;
     if (off > w->size || len > w->size - off)
         return -EIO;
     if (write && w->opt.readonly)
         return -EACCES;
-    if (write && w->corrupt)
-        return -EIO;
     return 0;
 }
 
@@ -916,6 +1010,8 @@ int qc_writer_pwrite_compressed(struct qc_writer *w, uint64_t off, const uint8_t
             uint64_t host;
             r = qc_alloc_compressed(w, off, (uint64_t)clen, &host);
             if (r == 0)
+                r = qc_w_pre_write(w, 0, host, (uint64_t)clen);
+            if (r == 0)
                 r = qc_file_write(&w->img.file, host, out, (size_t)clen, QC_EV_WRITE_COMPRESSED);
         }
         off += chunk;
@@ -951,6 +1047,11 @@ int qc_writer_pdiscard(struct qc_writer *w, uint64_t off, uint64_t len)
     tail = (off + len) % align;
     while (len > 0) {
         uint64_t num = len;
+        if (w->corrupt) {
+            /* a corruption in an earlier piece removed the medium */
+            r = -ENOMEDIUM;
+            break;
+        }
         if (head) {
             num = len < align - head ? len : align - head;
             head = (head + num) % align;

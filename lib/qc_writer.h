@@ -18,6 +18,7 @@
 #include "qc_cache.h"
 #include "qc_image.h"
 #include "qc_l2.h"
+#include "qc_overlap.h"
 
 enum qc_cache_mode {
     QC_CACHE_WRITEBACK,     /* metadata written on flush, close, eviction */
@@ -101,8 +102,16 @@ struct qc_writer {
     struct qc_backing *backing;
     uint64_t backing_size;
 
+    /* what the overlap check knows of the snapshot table (read at open) */
+    struct qc_overlap_snapshot *snapshot_l1s;
+    size_t nb_snapshot_l1s;
+    uint64_t snapshots_offset, snapshots_size;
+    unsigned overlap_check;       /* classes checked before each write (QC_OL_DEFAULT) */
+
     bool guest_unflushed;         /* a guest write since the last qcow2 flush */
-    bool corrupt;                 /* an inconsistency was found: no more writes */
+    bool corruption_signaled;     /* a corruption was reported (later ones are not) */
+    bool corrupt;                 /* fatal corruption: every request fails with
+                                   * -ENOMEDIUM, as QEMU's node without a driver */
     char errmsg[1024];            /* why the last operation failed, if known */
 };
 

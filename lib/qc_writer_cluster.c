@@ -62,6 +62,9 @@ static int write_l1_entry(struct qc_writer *w, uint64_t l1_index)
 
     /* a regular file has a request alignment of 1: one 8-byte entry */
     qc_put_be64(be, w->l1[l1_index]);
+    r = qc_w_pre_write(w, QC_OL_ACTIVE_L1, w->l1_offset + 8 * l1_index, 8);
+    if (r < 0)
+        return r;
     r = qc_file_write(&w->img.file, w->l1_offset + 8 * l1_index, be, 8, QC_EV_L1_UPDATE);
     if (r == 0)
         r = qc_file_flush(&w->img.file);
@@ -112,6 +115,10 @@ int qc_grow_l1(struct qc_writer *w, uint64_t min_size, bool exact)
         goto fail;
     for (uint64_t i = 0; i < new_size; i++)
         qc_put_be64(raw + 8 * i, nt[i]);
+    /* the new table's clusters were free: nothing may be there yet */
+    r = qc_w_pre_write(w, 0, (uint64_t)new_offset, new_bytes);
+    if (r < 0)
+        goto fail;
     r = qc_file_write(&w->img.file, (uint64_t)new_offset, raw, new_bytes,
                       QC_EV_L1_GROW_WRITE_TABLE);
     if (r == 0)
@@ -674,6 +681,14 @@ int qc_alloc_host_offset(struct qc_writer *w, uint64_t offset, uint64_t *bytes,
 
 /* --- entering new clusters --- */
 
+/* One copy-on-write region, checked for overlaps as QEMU's
+ * do_perform_cow_write does. */
+static int cow_write(struct qc_writer *w, uint64_t host, const uint8_t *buf, unsigned len)
+{
+    int r = qc_w_pre_write(w, 0, host, len);
+    return r < 0 ? r : qc_file_write(&w->img.file, host, buf, len, QC_EV_COW_WRITE);
+}
+
 static int perform_cow(struct qc_writer *w, struct qc_l2meta *m)
 {
     struct qc_cow_region *start = &m->cow_start, *end = &m->cow_end;
@@ -721,17 +736,18 @@ static int perform_cow(struct qc_writer *w, struct qc_l2meta *m)
         memcpy(all, buf, start->nb_bytes);
         memcpy(all + start->nb_bytes, m->data, data_bytes);
         memcpy(all + start->nb_bytes + data_bytes, end_buf, end->nb_bytes);
-        qc_file_event(&w->img.file, QC_EV_WRITE_AIO);
-        r = qc_file_write(&w->img.file, m->alloc_offset + start->offset, all, total,
-                          QC_EV_COW_WRITE);
+        r = qc_w_pre_write(w, 0, m->alloc_offset + start->offset, total);
+        if (r == 0) {
+            qc_file_event(&w->img.file, QC_EV_WRITE_AIO);
+            r = qc_file_write(&w->img.file, m->alloc_offset + start->offset, all, total,
+                              QC_EV_COW_WRITE);
+        }
         free(all);
     } else {
         if (start->nb_bytes)
-            r = qc_file_write(&w->img.file, m->alloc_offset + start->offset, buf,
-                              start->nb_bytes, QC_EV_COW_WRITE);
+            r = cow_write(w, m->alloc_offset + start->offset, buf, start->nb_bytes);
         if (r == 0 && end->nb_bytes)
-            r = qc_file_write(&w->img.file, m->alloc_offset + end->offset, end_buf,
-                              end->nb_bytes, QC_EV_COW_WRITE);
+            r = cow_write(w, m->alloc_offset + end->offset, end_buf, end->nb_bytes);
     }
 out:
     /* the copied data must be stable before an L2 entry points at it */

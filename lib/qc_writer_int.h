@@ -95,11 +95,17 @@ enum qc_cluster_type qc_w_cluster_type(const struct qc_writer *w, uint64_t entry
 enum qc_subcluster_type qc_w_subcluster_type(const struct qc_writer *w, uint64_t entry,
                                              uint64_t bitmap, unsigned sc);
 
-/* Reports an inconsistency as QEMU does: message on stderr; FATAL marks the
- * image corrupt (on a writable image) and stops further writes.
- * Returns -EIO. */
+/* Reports an inconsistency as QEMU's qcow2_signal_corruption does: message
+ * on stderr (once, unless a fatal one follows non-fatal ones); FATAL on a
+ * writable image sets the corrupt bit through a header rewrite and makes
+ * every later request fail.  Returns -EIO. */
 int qc_w_corruption(struct qc_writer *w, bool fatal, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* QEMU's qcow2_pre_write_overlap_check: before the writer writes
+ * [OFF, OFF+LEN) to the image file.  A write onto metadata (outside the
+ * classes in IGNORE) is a fatal corruption: returns -EIO.  0 otherwise. */
+int qc_w_pre_write(struct qc_writer *w, unsigned ignore, uint64_t off, uint64_t len);
 
 /* --- qc_alloc.c: refcounts and cluster allocation --- */
 int qc_refcount_load(struct qc_writer *w);

@@ -44,3 +44,9 @@ qc-dump --read 0 8k w.qcow2
 cp v3.qcow2 ro.qcow2
 run ro.qcow2 'write 0 512' 'discard 0 512' 'flush'
 cmp v3.qcow2 ro.qcow2 && echo "unchanged"
+# a write onto metadata (the header's refcount is 0): refused, the image
+# marked corrupt, later requests without a medium, as in qc-write (a view
+# such as read would close the writer; the corrupt image is then refused)
+qc-write --create 64M ovl.qcow2 -c 'write -P 1 0 64k' >/dev/null
+poke_be ovl.qcow2 0x20000 2 0
+same_write ovl.qcow2 'write -P 2 64k 64k' 'write 0 4k' 'discard 0 64k' 'flush' 'write -z 0 4k'
