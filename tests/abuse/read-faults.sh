@@ -34,10 +34,10 @@ judge() { # WHAT RC OUTFILE
 }
 
 injected=0
-for img in ck-lazy ck-clean c512; do
+for img in ck-lazy c512; do
     fixture "$img" d.qcow2
     for mode in eio eof; do
-        for k in $(seq 0 40); do
+        for k in $(seq 0 32); do
             cp d.qcow2 e.qcow2
             faulty "$k" "$mode" "" qc-check e.qcow2 >out 2>&1; judge "$img qc-check, fault after $k reads ($mode)" $? out
             faulty "$k" "$mode" "" qc-check --output=json e.qcow2 >out 2>&1; judge "$img qc-check --output=json, fault after $k ($mode)" $? out
