@@ -142,27 +142,31 @@ struct bwriter {
     int error;             /* first failure, negative */
 };
 
-static void bw_put(struct bwriter *w, const void *data, size_t len)
+/* 0, or a negative errno. */
+static int write_all(int fd, const void *data, size_t len)
 {
     const uint8_t *p = data;
 
-    if (w->error)
-        return;
-    if (!EVP_DigestUpdate(w->md, data, len)) {
-        w->error = QC_E_NOMEM;
-        return;
-    }
     while (len) {
-        ssize_t n = write(w->fd, p, len);
+        ssize_t n = write(fd, p, len);
         if (n < 0 && errno == EINTR)
             continue;
-        if (n <= 0) {
-            w->error = n < 0 ? -errno : -EIO;
-            return;
-        }
+        if (n <= 0)
+            return n < 0 ? -errno : -EIO;
         p += n;
         len -= (size_t)n;
     }
+    return 0;
+}
+
+static void bw_put(struct bwriter *w, const void *data, size_t len)
+{
+    if (w->error)
+        return;
+    if (!EVP_DigestUpdate(w->md, data, len))
+        w->error = QC_E_NOMEM;
+    else
+        w->error = write_all(w->fd, data, len);
 }
 
 static void bw_u64(struct bwriter *w, uint64_t v)
@@ -273,11 +277,11 @@ static int write_body(struct bwriter *w, const struct qc_plan *p, struct qc_file
     }
     if (!EVP_DigestFinal_ex(w->md, body_hash, &n))
         return QC_E_NOMEM;
-    if (write(w->fd, body_hash, HASH_LEN) != HASH_LEN || fsync(w->fd) != 0) {
+    if ((r = write_all(w->fd, body_hash, HASH_LEN)) == 0 && fsync(w->fd) != 0)
+        r = -(errno ? errno : EIO);
+    if (r < 0)
         *err = "cannot write the backup file";
-        return -(errno ? errno : EIO);
-    }
-    return 0;
+    return r;
 }
 
 int qc_backup_save(const struct qc_plan *p, struct qc_file *f, const char *path,
@@ -321,10 +325,11 @@ int qc_backup_finish(struct qc_backup_writer *w, const struct qc_file *f, const 
     if (f->size != w->size_after) {
         *err = "the image's length after the repair is not the planned one";
         r = -EIO;
-    } else if (write(w->fd, t + HASH_LEN, TRAILER_LEN) != TRAILER_LEN || fsync(w->fd) != 0) {
-        *err = "cannot complete the backup file";
+    } else if ((r = write_all(w->fd, t + HASH_LEN, TRAILER_LEN)) == 0 && fsync(w->fd) != 0) {
         r = -(errno ? errno : EIO);
     }
+    if (r < 0 && f->size == w->size_after)
+        *err = "cannot complete the backup file";
     if (close(w->fd) != 0 && r == 0) {
         *err = "cannot complete the backup file";
         r = -(errno ? errno : EIO);
@@ -412,12 +417,13 @@ static int parse_trailer(struct qc_backup *b, size_t pos, const char **err)
     b->finished = false;
     if (rest == 0)
         return 0;
-    sha256(b->buf + pos, HASH_LEN + 16, h);
-    if (rest != TRAILER_LEN || memcmp(t, TRAILER_MAGIC, 8) || qc_be64(t + 8) != b->size_after ||
-        memcmp(t + 16, h, HASH_LEN)) {
-        *err = "damaged backup file: the trailer written after the repair is damaged";
+    *err = "damaged backup file: the trailer written after the repair is damaged";
+    if (rest != TRAILER_LEN)
         return QC_E_FORMAT;
-    }
+    sha256(b->buf + pos, HASH_LEN + 16, h);
+    if (memcmp(t, TRAILER_MAGIC, 8) || qc_be64(t + 8) != b->size_after ||
+        memcmp(t + 16, h, HASH_LEN))
+        return QC_E_FORMAT;
     b->finished = true;
     return 0;
 }
