@@ -176,6 +176,18 @@ static void bw_u64(struct bwriter *w, uint64_t v)
     bw_put(w, x, 8);
 }
 
+/* Makes *BUF hold at least LEN bytes; false when memory ran out (*BUF
+ * stays as it was). */
+static bool grow_buffer(uint8_t **buf, uint64_t len)
+{
+    uint8_t *nb = realloc(*buf, len ? (size_t)len : 1);
+
+    if (!nb)
+        return false;
+    *buf = nb;
+    return true;
+}
+
 /* One record: the bytes F holds there now (saved or not), and the hash of
  * what they become once the whole plan is carried out. */
 static int put_record(struct bwriter *w, const struct qc_plan *p, struct qc_file *f,
@@ -184,8 +196,7 @@ static int put_record(struct bwriter *w, const struct qc_plan *p, struct qc_file
     uint8_t hash[HASH_LEN];
     int r;
 
-    if (!(*buf = realloc(*buf, len ? (size_t)len : 1)) ||
-        !(*after = realloc(*after, len ? (size_t)len : 1)))
+    if (!grow_buffer(buf, len) || !grow_buffer(after, len))
         return QC_E_NOMEM;
     if (saved && (r = qc_file_read(f, off, *buf, (size_t)len)) < 0)
         return r;
@@ -615,12 +626,16 @@ int qc_backup_verify(const struct qc_backup *b, struct qc_file *f, qc_backup_say
                      void *ctx, struct qc_backup_state *st)
 {
     struct verifier v = { b, f, say, ctx, st };
-    uint8_t *buf = malloc(BACKUP_MAX_RANGE);
+    uint64_t longest = 1;
+    uint8_t *buf;
     size_t old = 0, saved = 0;
     int r;
 
     memset(st, 0, sizeof *st);
-    if (!buf)
+    for (size_t i = 0; i < b->n; i++)
+        if (b->v[i].len > longest)
+            longest = b->v[i].len;
+    if (!(buf = malloc((size_t)longest)))
         return QC_E_NOMEM;
     if ((r = verify_identity(&v)) == 0)
         verify_length(&v);
