@@ -21,7 +21,7 @@ DEPS     ?= tools/deps.sh
 # missing packages first and then build in a sub-make, which asks pkg-config
 # afresh.  (Reading them at parse time would capture the answer from before
 # the -dev packages existed.)
-PKGS     := zlib libzstd json-c
+PKGS     := zlib libzstd json-c libcrypto
 lazy_pkg = $(eval $(1) := $$(shell $(2)))$($(1))
 PKG_CFLAGS = $(call lazy_pkg,PKG_CFLAGS,$(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(call lazy_pkg,PKG_LIBS,$(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)

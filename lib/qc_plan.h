@@ -1,18 +1,9 @@
 /*
  * A write plan: the ordered list of changes a repair makes to an image
  * (writes, file growth, flushes), built in memory before the first byte is
- * written, so that it can be shown (--dry-run), saved for undo (--backup)
+ * written, so that it can be shown (--dry-run), saved for undo (--backup,
+ * qc_backup.h)
  * and then carried out through qc_io (write log, crash injection).
- *
- * Backup file format (all integers big-endian):
- *   "QCREPBK1"                  8 bytes magic
- *   u64 old file length
- *   u64 number of ranges N
- *   N times: u64 offset, u64 length, LENGTH bytes (the old contents)
- *   u32 CRC-32 (zlib) of every byte before it
- * Ranges hold the bytes as they were before the repair; parts of a write
- * that lay past the old end of the file are not saved (the undo cuts the
- * file back to the old length instead).
  */
 #ifndef QC_PLAN_H
 #define QC_PLAN_H
@@ -87,13 +78,5 @@ int qc_plan_execute(const struct qc_plan *p, struct qc_file *f);
 void qc_plan_print(FILE *out, const struct qc_plan *p);
 struct json_object;
 struct json_object *qc_plan_json(const struct qc_plan *p);
-
-/* Saves every range the plan overwrites (as F holds it now) and F's length
- * to PATH, fully written and fsync'ed.  *ERR gets a static message. */
-int qc_backup_save(const struct qc_plan *p, struct qc_file *f, const char *path,
-                   const char **err);
-/* Puts a backup back into F (opened for writing): every range, then the
- * length; flushed.  Returns QC_E_FORMAT for a file that is not a backup. */
-int qc_backup_restore(const char *path, struct qc_file *f, size_t *nranges, const char **err);
 
 #endif

@@ -9,6 +9,7 @@
 #include <json-c/json.h>
 
 #include "qc_follow.h"
+#include "qc_backup.h"
 #include "qc_bitmap.h"
 #include "qc_check_int.h"
 #include "qc_endian.h"
@@ -33,11 +34,13 @@ static const char usage_text[] =
     "  -r leaks               fix leaked clusters only\n"
     "  -r all                 fix everything qemu-img check -r all fixes (default)\n"
     "      --dry-run          print the planned writes; change nothing\n"
-    "      --backup FILE      save every range the repair overwrites, and the old\n"
-    "                         file length, to FILE before writing\n"
-    "      --undo FILE        put a backup back: the image as before the repair\n"
+    "      --backup FILE      save every range the repair overwrites, the old file\n"
+    "                         length and the state the repair leaves, to FILE\n"
+    "      --undo FILE        put a backup back: the image as before the repair;\n"
+    "                         refused unless the image is as the repair left it\n"
     "      --force            ignore locks held on the image by other processes,\n"
-    "                         replace an existing write log or record\n"
+    "                         replace an existing write log or record; with\n"
+    "                         --undo, also restore despite differences\n"
     "      --output=human     qemu-img check -r's report (default)\n"
     "      --output=json      qemu-img check's JSON of the result, with leaks-fixed\n"
     "                         and corruptions-fixed\n"
@@ -192,30 +195,82 @@ static int open_for_writing(struct qc_file *f, const char *image, bool force)
     return 0;
 }
 
+static void say_difference(void *ctx, const char *line)
+{
+    fprintf(stderr, PROG ": %s: %s\n", (const char *)ctx, line);
+}
+
+/* Checks the image against backup B; 0 when the undo may go on. */
+static int undo_check(const struct qc_backup *b, struct qc_file *f, const char *image,
+                      const char *backup, bool force)
+{
+    struct qc_backup_state st;
+    int r;
+
+    if (!b->finished)
+        fprintf(stderr, PROG ": %s: the repair this backup was made for did not finish; "
+                "undoing what it wrote\n", backup);
+    if ((r = qc_backup_verify(b, f, say_difference, (void *)backup, &st)) < 0) {
+        fprintf(stderr, PROG ": %s: cannot read the image: %s\n", image, qc_strerror(r));
+        return 1;
+    }
+    if (st.differences && !force) {
+        fprintf(stderr, PROG ": %s: refusing to undo: %s; nothing was written to %s "
+                "(--force restores anyway)\n", backup,
+                st.wrong_image ? "the image is not the one this backup was made for"
+                               : "the image changed since the repair", image);
+        return 1;
+    }
+    if (st.differences)
+        fprintf(stderr, PROG ": %s: --force: restoring despite %zu difference%s\n", backup,
+                st.differences, st.differences == 1 ? "" : "s");
+    if (!b->n && !st.differences) {
+        printf("%s holds no changes: the repair wrote nothing to %s; nothing to restore.\n",
+               backup, image);
+        return -1;
+    }
+    if (st.already_restored) {
+        printf("Every range of %s that the repair changed holds its old bytes again, and the "
+               "file its old length: nothing to restore from %s.\n", image, backup);
+        return -1;
+    }
+    return 0;
+}
+
 static int undo(const char *image, const char *backup, bool force, const struct qc_io_opts *io)
 {
+    struct qc_backup b;
     struct qc_file f;
     const char *err = "", *what = NULL;
     size_t n = 0;
     int r;
 
-    if (open_for_writing(&f, image, force))
+    if ((r = qc_backup_load(&b, backup, &err)) < 0) {
+        fprintf(stderr, PROG ": %s: %s%s%s\n", backup, err, r == QC_E_FORMAT ? "" : ": ",
+                r == QC_E_FORMAT ? "" : qc_strerror(r));
+        qc_backup_free(&b);
         return 1;
+    }
+    if (open_for_writing(&f, image, force)) {
+        qc_backup_free(&b);
+        return 1;
+    }
     if ((r = qc_io_opts_apply(io, &f, &what)) < 0) {
         fprintf(stderr, PROG ": %s: %s\n", what ? what : image, qc_strerror(r));
-        qc_file_close(&f);
-        return 1;
+        r = 1;
+    } else if ((r = undo_check(&b, &f, image, backup, force)) == 0) {
+        if ((r = qc_backup_apply(&b, &f, &n)) < 0)
+            fprintf(stderr, PROG ": %s: cannot write the image: %s\n", image, qc_strerror(r));
+        else
+            printf("Restored %zu range%s and the file length of %s from %s.\n", n,
+                   n == 1 ? "" : "s", image, backup);
+        r = r < 0;
+    } else {
+        r = r > 0;
     }
-    r = qc_backup_restore(backup, &f, &n, &err);
     qc_file_close(&f);
-    if (r < 0) {
-        fprintf(stderr, PROG ": %s: %s%s%s\n", backup, err,
-                r == QC_E_FORMAT ? "" : ": ", r == QC_E_FORMAT ? "" : qc_strerror(r));
-        return 1;
-    }
-    printf("Restored %zu range%s and the file length of %s from %s.\n", n, n == 1 ? "" : "s",
-           image, backup);
-    return 0;
+    qc_backup_free(&b);
+    return r;
 }
 
 /* --- repair ------------------------------------------------------------------ */
@@ -275,7 +330,8 @@ static int repair(const char *image, enum qc_repair_mode mode, bool dry_run, con
     struct qc_repair rp;
     struct qc_file f;
     struct keep before, after;
-    const char *what = NULL;
+    struct qc_backup_writer bw = { -1, 0, { 0 } };
+    const char *what = NULL, *berr = "";
     bool opened = false;
     int r, rc;
 
@@ -318,7 +374,7 @@ static int repair(const char *image, enum qc_repair_mode mode, bool dry_run, con
     }
     if (backup) {
         const char *err = "";
-        if ((r = qc_backup_save(&rp.plan, &f, backup, &err)) < 0) {
+        if ((r = qc_backup_save(&rp.plan, &f, backup, &bw, &err)) < 0) {
             fprintf(stderr, PROG ": %s: %s: %s; nothing was written to %s\n", backup, err,
                     qc_strerror(r), image);
             rc = 1;
@@ -333,6 +389,9 @@ static int repair(const char *image, enum qc_repair_mode mode, bool dry_run, con
         rc = 1;
         goto out;
     }
+    if (backup && (r = qc_backup_finish(&bw, &f, &berr)) < 0)
+        fprintf(stderr, PROG ": %s: %s: %s; it still undoes the repair, as one that did "
+                "not finish\n", backup, berr, qc_strerror(r));
     qc_repair_release(&rp);
     keep_read(&after, &f, before.bmdir_off, before.bmdir_len, false);
     print_notes(&rp);
@@ -385,6 +444,7 @@ static int repair(const char *image, enum qc_repair_mode mode, bool dry_run, con
         rc = qc_check_exit_code(&res);
     }
 out:
+    qc_backup_abandon(&bw);
     qc_repair_free(&rp);
     if (opened)
         qc_file_close(&f);

@@ -18,7 +18,7 @@ CLANG=${CLANG:-clang}
 mkdir -p "$out"
 
 command -v "$CLANG" >/dev/null || { echo "fuzz: $CLANG is needed (tools/deps.sh installs it)" >&2; exit 1; }
-pkgs="zlib libzstd json-c"
+pkgs="zlib libzstd json-c libcrypto"
 cflags="-std=c11 -D_GNU_SOURCE -g -O1 -Ilib $(pkg-config --cflags $pkgs)"
 libs=$(pkg-config --libs $pkgs)
 san="-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"

@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "qc_check.h"
+#include "qc_backup.h"
 #include "qc_endian.h"
 #include "qc_io.h"
 #include "qc_plan.h"
@@ -389,6 +390,9 @@ static void backup_undo(void **state)
     char path[] = "/tmp/qc-test-repair-XXXXXX";
     char bak[] = "/tmp/qc-test-repair-bak-XXXXXX";
     struct img m = make_image(4);
+    struct qc_backup_writer w;
+    struct qc_backup_state st;
+    struct qc_backup b;
     struct qc_repair rp;
     struct qc_file f;
     struct lines l;
@@ -406,16 +410,22 @@ static void backup_undo(void **state)
     /* a backup is created exclusively: an existing file is never replaced */
     plan(path, QC_REPAIR_ALL, &rp, &l);
     assert_int_equal(qc_file_open(&f, path, QC_OPEN_WRITE | QC_OPEN_NOLOCK, NULL), 0);
-    assert_true(qc_backup_save(&rp.plan, &f, bak, &err) < 0);
+    assert_true(qc_backup_save(&rp.plan, &f, bak, &w, &err) < 0);
     qc_file_close(&f);
     qc_repair_free(&rp);
     unlink(bak);
     plan(path, QC_REPAIR_ALL, &rp, &l);
     assert_int_equal(qc_file_open(&f, path, QC_OPEN_WRITE | QC_OPEN_NOLOCK, NULL), 0);
-    assert_int_equal(qc_backup_save(&rp.plan, &f, bak, &err), 0);
+    assert_int_equal(qc_backup_save(&rp.plan, &f, bak, &w, &err), 0);
     assert_int_equal(qc_plan_execute(&rp.plan, &f), 0);
+    assert_int_equal(qc_backup_finish(&w, &f, &err), 0);
     assert_true(f.size > m.len);
-    assert_int_equal(qc_backup_restore(bak, &f, &n, &err), 0);
+    assert_int_equal(qc_backup_load(&b, bak, &err), 0);
+    assert_true(b.finished);
+    assert_int_equal(qc_backup_verify(&b, &f, NULL, NULL, &st), 0);
+    assert_int_equal(st.differences, 0);
+    assert_int_equal(qc_backup_apply(&b, &f, &n), 0);
+    qc_backup_free(&b);
     assert_true(n > 0);
     assert_int_equal(f.size, m.len);
     qc_file_close(&f);
@@ -429,9 +439,8 @@ static void backup_undo(void **state)
         fputc('x', fp);
         fclose(fp);
     }
-    assert_int_equal(qc_file_open(&f, path, QC_OPEN_WRITE | QC_OPEN_NOLOCK, NULL), 0);
-    assert_int_equal(qc_backup_restore(bak, &f, &n, &err), QC_E_FORMAT);
-    qc_file_close(&f);
+    assert_int_equal(qc_backup_load(&b, bak, &err), QC_E_FORMAT);
+    qc_backup_free(&b);
     unlink(bak);
     unlink(path);
     free(now);
