@@ -1,6 +1,7 @@
 /* Header views: qcow2.py text (current and 2012), annotated hex, features,
  * JSON. */
 #include "qc_view.h"
+#include "qc_jsonw.h"
 
 #include <inttypes.h>
 #include <stdlib.h>
@@ -259,35 +260,7 @@ struct json_object *qc_json_u64(uint64_t v)
 
 void qc_json_print(FILE *out, struct json_object *o)
 {
-    const char *s = json_object_to_json_string_ext(
-        o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED | JSON_C_TO_STRING_NOSLASHESCAPE);
-    bool line_start = true;
-
-    /* json-c indents by two spaces; the documents we print use four.
-     * Strings never hold a raw newline, so leading spaces are indentation. */
-    for (; *s; s++) {
-        /* an empty array or object on one line: [] and {} */
-        if ((*s == '[' || *s == '{') && s[1] == '\n') {
-            const char *q = s + 2;
-            while (*q == ' ')
-                q++;
-            if (*q == (*s == '[' ? ']' : '}')) {
-                fputc(*s, out);
-                fputc(*q, out);
-                s = q;
-                line_start = false;
-                continue;
-            }
-        }
-        if (line_start && *s == ' ')
-            fputs("  ", out);
-        else
-            fputc(*s, out);
-        if (*s == '\n')
-            line_start = true;
-        else if (*s != ' ')
-            line_start = false;
-    }
+    qc_json_write_indented(out, o, 0);
     fputc('\n', out);
 }
 

@@ -1,0 +1,142 @@
+/* Streaming JSON in qc_json_print's layout. */
+#include "qc_jsonw.h"
+
+#include <inttypes.h>
+
+#include "qc_view.h"
+
+static void indent(FILE *out, unsigned depth)
+{
+    for (unsigned i = 0; i < depth; i++)
+        fputs("    ", out);
+}
+
+void qc_json_write_indented(FILE *out, struct json_object *o, unsigned depth)
+{
+    const char *s = json_object_to_json_string_ext(
+        o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED | JSON_C_TO_STRING_NOSLASHESCAPE);
+    bool line_start = false;
+
+    /* json-c indents by two spaces; the documents we print use four.
+     * Strings never hold a raw newline, so leading spaces are indentation. */
+    for (; *s; s++) {
+        /* an empty array or object on one line: [] and {} */
+        if ((*s == '[' || *s == '{') && s[1] == '\n') {
+            const char *q = s + 2;
+            while (*q == ' ')
+                q++;
+            if (*q == (*s == '[' ? ']' : '}')) {
+                fputc(*s, out);
+                fputc(*q, out);
+                s = q;
+                line_start = false;
+                continue;
+            }
+        }
+        if (line_start && *s == ' ')
+            fputs("  ", out);
+        else
+            fputc(*s, out);
+        if (*s == '\n') {
+            line_start = true;
+            indent(out, depth);
+        } else if (*s != ' ') {
+            line_start = false;
+        }
+    }
+}
+
+void qc_jw_init(struct qc_jw *w, FILE *out)
+{
+    w->out = out;
+    w->depth = 0;
+    w->overflow = false;
+}
+
+static void put_string(FILE *out, const char *s)
+{
+    struct json_object *j = json_object_new_string(s);
+
+    fputs(json_object_to_json_string_ext(j, JSON_C_TO_STRING_NOSLASHESCAPE), out);
+    json_object_put(j);
+}
+
+/* The separator and indentation before a member or element, and its key. */
+static void item(struct qc_jw *w, const char *key)
+{
+    if (w->depth) {
+        bool *has = &w->has_items[w->depth - 1];
+        fputs(*has ? ",\n" : "\n", w->out);
+        *has = true;
+        indent(w->out, w->depth);
+    }
+    if (key) {
+        put_string(w->out, key);
+        fputs(": ", w->out);
+    }
+}
+
+static void open_container(struct qc_jw *w, const char *key, char open, char close)
+{
+    item(w, key);
+    fputc(open, w->out);
+    if (w->depth >= QC_JW_MAX_DEPTH) {
+        w->overflow = true;   /* a caller bug: the views' nesting is fixed */
+        return;
+    }
+    w->closer[w->depth] = close;
+    w->has_items[w->depth++] = false;
+}
+
+static void close_container(struct qc_jw *w)
+{
+    char c;
+
+    if (!w->depth)
+        return;
+    c = w->closer[--w->depth];
+    if (w->has_items[w->depth]) {
+        fputc('\n', w->out);
+        indent(w->out, w->depth);
+    }
+    fputc(c, w->out);
+}
+
+void qc_jw_begin_object(struct qc_jw *w, const char *key) { open_container(w, key, '{', '}'); }
+void qc_jw_end_object(struct qc_jw *w) { close_container(w); }
+void qc_jw_begin_array(struct qc_jw *w, const char *key) { open_container(w, key, '[', ']'); }
+void qc_jw_end_array(struct qc_jw *w) { close_container(w); }
+
+void qc_jw_u64(struct qc_jw *w, const char *key, uint64_t v)
+{
+    item(w, key);
+    fprintf(w->out, "%" PRIu64, v);
+}
+
+void qc_jw_bool(struct qc_jw *w, const char *key, bool v)
+{
+    item(w, key);
+    fputs(v ? "true" : "false", w->out);
+}
+
+void qc_jw_text(struct qc_jw *w, const char *key, const char *text)
+{
+    struct json_object *j = qc_json_text(text);
+
+    item(w, key);
+    fputs(json_object_to_json_string_ext(j, JSON_C_TO_STRING_NOSLASHESCAPE), w->out);
+    json_object_put(j);
+}
+
+void qc_jw_value(struct qc_jw *w, const char *key, struct json_object *v)
+{
+    item(w, key);
+    qc_json_write_indented(w->out, v, w->depth);
+}
+
+void qc_jw_finish(struct qc_jw *w)
+{
+    while (w->depth)
+        close_container(w);
+    fputc('\n', w->out);
+}
