@@ -7,8 +7,13 @@
 
 static void indent(FILE *out, unsigned depth)
 {
-    for (unsigned i = 0; i < depth; i++)
-        fputs("    ", out);
+    static const char spaces[] = "                                                                ";
+
+    for (size_t n = (size_t)depth * 4; n;) {
+        size_t k = n < sizeof spaces - 1 ? n : sizeof spaces - 1;
+        fwrite(spaces, 1, k, out);
+        n -= k;
+    }
 }
 
 void qc_json_write_indented(FILE *out, struct json_object *o, unsigned depth)
@@ -53,11 +58,25 @@ void qc_jw_init(struct qc_jw *w, FILE *out)
     w->overflow = false;
 }
 
-static void put_string(FILE *out, const char *s)
+/* Member names: the views' own identifiers go out as they are (nothing in
+ * them needs escaping); anything else is escaped by json-c. */
+static void put_key(FILE *out, const char *s)
 {
-    struct json_object *j = json_object_new_string(s);
+    struct json_object *j;
+    const char *p = s;
+
+    while ((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_')
+        p++;
+    if (!*p) {
+        fputc('"', out);
+        fputs(s, out);
+        fputs("\": ", out);
+        return;
+    }
+    j = json_object_new_string(s);
 
     fputs(json_object_to_json_string_ext(j, JSON_C_TO_STRING_NOSLASHESCAPE), out);
+    fputs(": ", out);
     json_object_put(j);
 }
 
@@ -70,10 +89,8 @@ static void item(struct qc_jw *w, const char *key)
         *has = true;
         indent(w->out, w->depth);
     }
-    if (key) {
-        put_string(w->out, key);
-        fputs(": ", w->out);
-    }
+    if (key)
+        put_key(w->out, key);
 }
 
 static void open_container(struct qc_jw *w, const char *key, char open, char close)
