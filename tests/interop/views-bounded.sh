@@ -5,8 +5,9 @@
 #        nearly all zero);
 #   l1:  65,536 L1 entries that all name one L2 table;
 #   rt:  131,072 refcount-table entries that all name one refcount block;
-# plus a few claims past the end of the file, every fixture and every image
-# of the conformance corpus.  Each view, text and --json, runs under a
+# plus claims past the end of the file (an L2 table, the reftable, 2^32-1
+# snapshots, 2^32-1 bitmaps), two bitmaps sharing a table, every fixture and
+# every image of the conformance corpus.  Each view, text and --json, runs under a
 # 256 MiB address-space limit and a 5 s timeout (sanitizer builds: no limit,
 # ASan reserves far more, and 30 s); it must finish, its JSON must parse, a table
 # named many times must be printed once, and the folded and --unfold
@@ -87,7 +88,21 @@ cp base.qcow2 snaps.qcow2
 poke_be snaps.qcow2 60 4 $((0xffffffff))
 poke_be snaps.qcow2 64 8 65536
 
-for img in big l1 rt l2eof rteof snaps; do
+# bitmaps: two bitmaps naming one table; a directory claiming 2^32-1
+# bitmaps and QEMU's largest size
+qemu-img create -q -f qcow2 bm.qcow2 64M
+qemu-img bitmap --add bm.qcow2 b0
+qemu-img bitmap --add bm.qcow2 b1
+qemu-io -c 'write 0 64k' bm.qcow2 >/dev/null
+bm_ext=$(LC_ALL=C grep -obUaP '\x23\x85\x28\x75' bm.qcow2 | head -1 | cut -d: -f1)
+bm_dir=$(peek_be bm.qcow2 $((bm_ext + 24)) 8)
+cp bm.qcow2 bmdup.qcow2
+poke_be bmdup.qcow2 $((bm_dir + 32)) 8 "$(peek_be bm.qcow2 "$bm_dir" 8)"
+cp bm.qcow2 bmhuge.qcow2
+poke_be bmhuge.qcow2 $((bm_ext + 8)) 4 $((0xffffffff))
+poke_be bmhuge.qcow2 $((bm_ext + 16)) 8 $((1024 * 65535))
+
+for img in big l1 rt l2eof rteof snaps bmdup bmhuge; do
     for v in "--l1" "--l2 0" "--l2 all" "--refcounts" "--snapshots" "--bitmaps" "--map"; do
         # shellcheck disable=SC2086
         run "$img.t" $v "$img.qcow2" || continue
@@ -126,6 +141,13 @@ run rt.rcj --json --refcounts rt.qcow2
 [ "$(grep -c "refcount block at $(printf '%#x' "$rb_off") " rt.rc.out)" = 131072 ] ||
     fail "rt: not every reftable entry is listed"
 [ "$(grep -c '^  cluster  ' rt.rc.out)" = 1 ] || fail "rt: the refcount block is printed more than once"
+
+# bmdup: bitmap 1's table is bitmap 0's, printed once
+run bm.t --bitmaps bmdup.qcow2
+run bm.j --json --bitmaps bmdup.qcow2
+[ "$(grep -c '^  index    kind' bm.t.out)" = 1 ] && grep -q '^  the table shown above for bitmap 0$' bm.t.out ||
+    fail "bmdup: the shared bitmap table is not printed once"
+grep -q '"duplicate_of": 0' bm.j.out || fail "bmdup: JSON does not point back to bitmap 0"
 
 cp big.rcj.out big.rcj.json; cp l1.l2j.out l1.l2j.json; cp rt.rcj.out rt.rcj.json
 cp l1.l2uj.out l1.l2uj.json
@@ -229,7 +251,8 @@ fi
 views=("" --legacy --exts --hex --features --l1 "--l2 0" "--l2 all" --refcounts --snapshots
        --bitmaps --map "--hexdump 0 64k" "--read 0 64k"
        "--l1 --l2 all --refcounts --snapshots --bitmaps --map")
-for img in fx/*.qcow2 corpus/*.qcow2 big.qcow2 l1.qcow2 rt.qcow2 l2eof.qcow2 rteof.qcow2 snaps.qcow2; do
+for img in fx/*.qcow2 corpus/*.qcow2 big.qcow2 l1.qcow2 rt.qcow2 l2eof.qcow2 rteof.qcow2 snaps.qcow2 \
+           bmdup.qcow2 bmhuge.qcow2; do
     [ -f "$img" ] || continue
     n=0
     for v in "${views[@]}"; do
