@@ -796,6 +796,69 @@ static char *hex_bytes(const uint8_t *p, size_t n)
     return s;
 }
 
+static void show_snapshot(struct sink *s, const struct qc_image *img, const struct qc_snapshot *sn,
+                          size_t i)
+{
+    const struct qc_header *h = &img->hdr;
+    char date[64], clock[48], *extra = hex_bytes(sn->extra, sn->extra_data_size);
+    uint64_t vmsize = sn->has_vm_state_size_large ? sn->vm_state_size_large : sn->vm_state_size;
+    bool l1_beyond = past_eof(img, sn->l1_table_offset, (uint64_t)sn->l1_size * 8);
+
+    snapshot_date(date, sizeof date, sn->date_sec);
+    vm_clock(clock, sizeof clock, sn->vm_clock_nsec);
+    if (s->out) {
+        fprintf(s->out, "\nSnapshot %zu (entry at %#" PRIx64 ", %" PRIu64 " bytes)\n", i,
+                sn->entry_offset, sn->entry_len);
+        fprintf(s->out, "  %-18s %s\n", "id", sn->id_str);
+        fprintf(s->out, "  %-18s %s\n", "name", sn->name);
+        fprintf(s->out, "  %-18s %#" PRIx64 "%s%s\n", "l1_table_offset", sn->l1_table_offset,
+                (sn->l1_table_offset & (img->cluster_size - 1)) ? " (unaligned)" : "",
+                l1_beyond ? " (past the end of the file)" : "");
+        fprintf(s->out, "  %-18s %u\n", "l1_size", sn->l1_size);
+        fprintf(s->out, "  %-18s %" PRIu64 " (32-bit field: %u)\n", "vm_state_size", vmsize,
+                sn->vm_state_size);
+        if (sn->has_disk_size)
+            fprintf(s->out, "  %-18s %" PRIu64 "\n", "disk_size", sn->disk_size);
+        else
+            fprintf(s->out, "  %-18s (not stored: the virtual size, %" PRIu64 ")\n", "disk_size",
+                    h->size);
+        fprintf(s->out, "  %-18s %s (date_sec %u, date_nsec %u)\n", "date", date, sn->date_sec,
+                sn->date_nsec);
+        fprintf(s->out, "  %-18s %s (%" PRIu64 " ns)\n", "vm_clock", clock, sn->vm_clock_nsec);
+        if (sn->has_icount && sn->icount != UINT64_MAX)
+            fprintf(s->out, "  %-18s %" PRIu64 "\n", "icount", sn->icount);
+        else
+            fprintf(s->out, "  %-18s none\n", "icount");
+        fprintf(s->out, "  %-18s %u%s\n", "extra_data_size", sn->extra_data_size,
+                sn->extra_data_size > QC_SNAPSHOT_MAX_EXTRA ? " (more than QEMU accepts: 1024)" : "");
+        if (sn->extra_data_size)
+            fprintf(s->out, "  %-18s %s\n", "extra_data", extra ? extra : "");
+    } else {
+        struct json_object *r = json_object_new_object();
+        add_u64(r, "entry_offset", sn->entry_offset);
+        json_object_object_add(r, "id", qc_json_text(sn->id_str));
+        json_object_object_add(r, "name", qc_json_text(sn->name));
+        add_u64(r, "l1_table_offset", sn->l1_table_offset);
+        add_u64(r, "l1_size", sn->l1_size);
+        add_u64(r, "vm_state_size", vmsize);
+        add_u64(r, "vm_state_size32", sn->vm_state_size);
+        if (sn->has_disk_size)
+            add_u64(r, "disk_size", sn->disk_size);
+        add_u64(r, "date_sec", sn->date_sec);
+        add_u64(r, "date_nsec", sn->date_nsec);
+        json_object_object_add(r, "date", json_object_new_string(date));
+        add_u64(r, "vm_clock_nsec", sn->vm_clock_nsec);
+        if (sn->has_icount)
+            add_u64(r, "icount", sn->icount);
+        add_u64(r, "extra_data_size", sn->extra_data_size);
+        json_object_object_add(r, "extra_data", json_object_new_string(extra ? extra : ""));
+        add_bool(r, "l1_past_eof", l1_beyond);
+        qc_jw_value(s->jw, NULL, r);
+        json_object_put(r);
+    }
+    free(extra);
+}
+
 static void walk_snapshots(struct sink *s, struct qc_image *img)
 {
     const struct qc_header *h = &img->hdr;
@@ -819,7 +882,10 @@ static void walk_snapshots(struct sink *s, struct qc_image *img)
     want = (uint64_t)h->nb_snapshots * (QC_SNAPSHOT_ENTRY_FIXED + QC_SNAPSHOT_MAX_EXTRA + 2 * 65535 + 8);
     if (want > cap)
         want = cap;
-    if (h->snapshots_offset < img->file.size && want > img->file.size - h->snapshots_offset)
+    /* what the file holds of it, never more */
+    if (h->snapshots_offset >= img->file.size)
+        want = 0;
+    else if (want > img->file.size - h->snapshots_offset)
         want = img->file.size - h->snapshots_offset;
     buf = malloc(want ? (size_t)want : 1);
     if (!buf) {
@@ -833,66 +899,8 @@ static void walk_snapshots(struct sink *s, struct qc_image *img)
         sink_error(s, "out of memory");
         goto out;
     }
-    for (size_t i = 0; i < t.n; i++) {
-        const struct qc_snapshot *sn = &t.v[i];
-        char date[64], clock[48], *extra = hex_bytes(sn->extra, sn->extra_data_size);
-        uint64_t vmsize = sn->has_vm_state_size_large ? sn->vm_state_size_large : sn->vm_state_size;
-        bool l1_beyond = past_eof(img, sn->l1_table_offset, (uint64_t)sn->l1_size * 8);
-
-        snapshot_date(date, sizeof date, sn->date_sec);
-        vm_clock(clock, sizeof clock, sn->vm_clock_nsec);
-        if (s->out) {
-            fprintf(s->out, "\nSnapshot %zu (entry at %#" PRIx64 ", %" PRIu64 " bytes)\n", i,
-                    sn->entry_offset, sn->entry_len);
-            fprintf(s->out, "  %-18s %s\n", "id", sn->id_str);
-            fprintf(s->out, "  %-18s %s\n", "name", sn->name);
-            fprintf(s->out, "  %-18s %#" PRIx64 "%s%s\n", "l1_table_offset", sn->l1_table_offset,
-                    (sn->l1_table_offset & (img->cluster_size - 1)) ? " (unaligned)" : "",
-                    l1_beyond ? " (past the end of the file)" : "");
-            fprintf(s->out, "  %-18s %u\n", "l1_size", sn->l1_size);
-            fprintf(s->out, "  %-18s %" PRIu64 " (32-bit field: %u)\n", "vm_state_size", vmsize,
-                    sn->vm_state_size);
-            if (sn->has_disk_size)
-                fprintf(s->out, "  %-18s %" PRIu64 "\n", "disk_size", sn->disk_size);
-            else
-                fprintf(s->out, "  %-18s (not stored: the virtual size, %" PRIu64 ")\n", "disk_size",
-                        h->size);
-            fprintf(s->out, "  %-18s %s (date_sec %u, date_nsec %u)\n", "date", date, sn->date_sec,
-                    sn->date_nsec);
-            fprintf(s->out, "  %-18s %s (%" PRIu64 " ns)\n", "vm_clock", clock, sn->vm_clock_nsec);
-            if (sn->has_icount && sn->icount != UINT64_MAX)
-                fprintf(s->out, "  %-18s %" PRIu64 "\n", "icount", sn->icount);
-            else
-                fprintf(s->out, "  %-18s none\n", "icount");
-            fprintf(s->out, "  %-18s %u%s\n", "extra_data_size", sn->extra_data_size,
-                    sn->extra_data_size > QC_SNAPSHOT_MAX_EXTRA ? " (more than QEMU accepts: 1024)" : "");
-            if (sn->extra_data_size)
-                fprintf(s->out, "  %-18s %s\n", "extra_data", extra ? extra : "");
-        } else {
-            struct json_object *r = json_object_new_object();
-            add_u64(r, "entry_offset", sn->entry_offset);
-            json_object_object_add(r, "id", qc_json_text(sn->id_str));
-            json_object_object_add(r, "name", qc_json_text(sn->name));
-            add_u64(r, "l1_table_offset", sn->l1_table_offset);
-            add_u64(r, "l1_size", sn->l1_size);
-            add_u64(r, "vm_state_size", vmsize);
-            add_u64(r, "vm_state_size32", sn->vm_state_size);
-            if (sn->has_disk_size)
-                add_u64(r, "disk_size", sn->disk_size);
-            add_u64(r, "date_sec", sn->date_sec);
-            add_u64(r, "date_nsec", sn->date_nsec);
-            json_object_object_add(r, "date", json_object_new_string(date));
-            add_u64(r, "vm_clock_nsec", sn->vm_clock_nsec);
-            if (sn->has_icount)
-                add_u64(r, "icount", sn->icount);
-            add_u64(r, "extra_data_size", sn->extra_data_size);
-            json_object_object_add(r, "extra_data", json_object_new_string(extra ? extra : ""));
-            add_bool(r, "l1_past_eof", l1_beyond);
-            qc_jw_value(s->jw, NULL, r);
-            json_object_put(r);
-        }
-        free(extra);
-    }
+    for (size_t i = 0; i < t.n; i++)
+        show_snapshot(s, img, &t.v[i], i);
     if (t.n < h->nb_snapshots)
         sink_note(s, "snapshot %zu and later do not fit in the file (%u announced)", t.n,
                   h->nb_snapshots);
