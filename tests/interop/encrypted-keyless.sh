@@ -19,7 +19,12 @@ ours() { grep -v "^$1: note: .*: encrypted image: .* without the key, guest data
 
 luks_image() {
     rm -f "$1"
-    qemu-img create -q -f qcow2 $SEC -o encrypt.format=luks,encrypt.key-secret=sec0 "$1" 64M
+    # qemu-img's LUKS key setup now and then fails to time its PBKDF run
+    # ("Unable to get accurate CPU usage"): try again, as check-open does
+    for try in 1 2 3 4 5; do
+        qemu-img create -q -f qcow2 $SEC -o encrypt.format=luks,encrypt.key-secret=sec0,encrypt.iter-time=10 \
+            "$1" 64M && break
+    done
     qemu-io $SEC --image-opts "$(keyed "$1")" -c 'write -P 5 0 128k' -c 'write -P 6 2M 64k' >/dev/null
 }
 
