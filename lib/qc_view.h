@@ -56,22 +56,34 @@ void qc_json_print_line(FILE *out, struct json_object *o);
 
 /* --- metadata tables -------------------------------------------------------
  * One entry per line with its flags decoded.  Reads stay inside the file:
- * what lies past its end is reported, never invented.  The text views
+ * what lies past its end is reported, never invented.  A table named by
+ * several entries is shown once; later ones point back to the first.  A
+ * run of two or more empty entries is shown as one line (one JSON object
+ * {first, last, count, empty}), unless QC_TV_UNFOLD.  The text views
  * return 0, or 1 when (part of) the table could not be shown (the reason
- * is printed); the JSON sections carry an "error" member instead. */
-int qc_view_l1(FILE *out, struct qc_image *img, bool nonzero);
+ * is printed). */
+enum qc_table_view_flags {
+    QC_TV_NONZERO = 1u << 0,   /* hide empty entries */
+    QC_TV_UNFOLD = 1u << 1,    /* every empty entry on its own line */
+};
+int qc_view_l1(FILE *out, struct qc_image *img, unsigned flags);
 /* ALL: every L2 table the active L1 names; else that of L1 entry INDEX. */
-int qc_view_l2(FILE *out, struct qc_image *img, bool all, uint64_t index, bool nonzero);
+int qc_view_l2(FILE *out, struct qc_image *img, bool all, uint64_t index, unsigned flags);
 /* Refcount table and every refcount block it names, any refcount width. */
-int qc_view_refcounts(FILE *out, struct qc_image *img, bool nonzero);
+int qc_view_refcounts(FILE *out, struct qc_image *img, unsigned flags);
 int qc_view_snapshots(FILE *out, struct qc_image *img);
 /* Bitmaps extension, directory and each bitmap table. */
-int qc_view_bitmaps(FILE *out, struct qc_image *img, bool nonzero);
-struct json_object *qc_json_l1(struct qc_image *img, bool nonzero);
-struct json_object *qc_json_l2(struct qc_image *img, bool all, uint64_t index, bool nonzero);
-struct json_object *qc_json_refcounts(struct qc_image *img, bool nonzero);
-struct json_object *qc_json_snapshots(struct qc_image *img);
-struct json_object *qc_json_bitmaps(struct qc_image *img, bool nonzero);
+int qc_view_bitmaps(FILE *out, struct qc_image *img, unsigned flags);
+/* The same as JSON objects streamed to W, as member KEY of the object W is
+ * in (NULL: an array element or the document).  They carry an "error"
+ * member where the text view prints one, and return 1 then, else 0. */
+struct qc_jw;
+int qc_json_l1(struct qc_jw *w, const char *key, struct qc_image *img, unsigned flags);
+int qc_json_l2(struct qc_jw *w, const char *key, struct qc_image *img, bool all, uint64_t index,
+               unsigned flags);
+int qc_json_refcounts(struct qc_jw *w, const char *key, struct qc_image *img, unsigned flags);
+int qc_json_snapshots(struct qc_jw *w, const char *key, struct qc_image *img);
+int qc_json_bitmaps(struct qc_jw *w, const char *key, struct qc_image *img, unsigned flags);
 
 /* --- hexdump -C ----------------------------------------------------------
  * Byte-identical to util-linux `hexdump -C`: 16-byte lines, a repeated

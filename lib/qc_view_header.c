@@ -1,6 +1,7 @@
 /* Header views: qcow2.py text (current and 2012), annotated hex, features,
  * JSON. */
 #include "qc_view.h"
+#include "qc_jsonw.h"
 
 #include <inttypes.h>
 #include <limits.h>
@@ -259,32 +260,13 @@ struct json_object *qc_json_u64(uint64_t v)
     return json_object_new_uint64(v);
 }
 
-/* json-c leaves DEL and the C1 controls (U+0080 to U+009F) raw, and a
- * terminal may act on them; outside strings a document has neither, so
- * they are written as \u escapes here.  Returns the bytes consumed at S
- * (0: not one of them). */
-static size_t json_put_control(FILE *out, const char *s)
-{
-    const unsigned char *u = (const unsigned char *)s;
-
-    if (u[0] == 0x7f) {
-        fputs("\\u007f", out);
-        return 1;
-    }
-    if (u[0] == 0xc2 && u[1] >= 0x80 && u[1] <= 0x9f) {
-        fprintf(out, "\\u%04x", u[1]);
-        return 2;
-    }
-    return 0;
-}
-
 void qc_json_print_line(FILE *out, struct json_object *o)
 {
     const char *s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
                                                    JSON_C_TO_STRING_NOSLASHESCAPE);
 
     while (*s) {
-        size_t n = json_put_control(out, s);
+        size_t n = qc_json_put_control(out, s);
         if (!n)
             fputc(*s, out), n = 1;
         s += n;
@@ -294,41 +276,7 @@ void qc_json_print_line(FILE *out, struct json_object *o)
 
 void qc_json_print(FILE *out, struct json_object *o)
 {
-    const char *s = json_object_to_json_string_ext(
-        o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED | JSON_C_TO_STRING_NOSLASHESCAPE);
-    bool line_start = true;
-
-    /* json-c indents by two spaces; the documents we print use four.
-     * Strings never hold a raw newline, so leading spaces are indentation. */
-    for (; *s; s++) {
-        /* an empty array or object on one line: [] and {} */
-        if ((*s == '[' || *s == '{') && s[1] == '\n') {
-            const char *q = s + 2;
-            while (*q == ' ')
-                q++;
-            if (*q == (*s == '[' ? ']' : '}')) {
-                fputc(*s, out);
-                fputc(*q, out);
-                s = q;
-                line_start = false;
-                continue;
-            }
-        }
-        size_t ctl = json_put_control(out, s);
-        if (ctl) {
-            s += ctl - 1;
-            line_start = false;
-            continue;
-        }
-        if (line_start && *s == ' ')
-            fputs("  ", out);
-        else
-            fputc(*s, out);
-        if (*s == '\n')
-            line_start = true;
-        else if (*s != ' ')
-            line_start = false;
-    }
+    qc_json_write_indented(out, o, 0);
     fputc('\n', out);
 }
 

@@ -11,6 +11,7 @@
 #include "qc_chain.h"
 #include "qc_guest.h"
 #include "qc_image.h"
+#include "qc_jsonw.h"
 #include "qc_util.h"
 #include "qc_sidefile.h"
 #include "qc_view.h"
@@ -33,6 +34,7 @@ static const char usage_text[] =
     "  --l2 INDEX|all    L2 table of L1 entry INDEX, or every L2 table\n"
     "  --refcounts       refcount table and refcount blocks\n"
     "  --nonzero         hide empty entries in the tables above\n"
+    "  --unfold          one line per empty entry (default: one line per run)\n"
     "  --snapshots       internal snapshot table\n"
     "  --bitmaps         persistent bitmaps: directory and tables\n"
     "  --map             guest-to-host mapping (with --json: as qemu-img map\n"
@@ -59,7 +61,7 @@ static const char usage_text[] =
 struct options {
     enum qc_header_view header;
     int nheader;
-    bool json, nonzero, backing;
+    bool json, nonzero, unfold, backing;
     bool l1, refcounts, snapshots, bitmaps, map;
     bool l2, l2_all;
     uint64_t l2_index;
@@ -81,7 +83,7 @@ static bool is_flag(const char *name)
 {
     static const char *const flags[] = {
         "--version", "--legacy", "--exts", "--hex", "--features", "--json", "--l1",
-        "--refcounts", "--nonzero", "--snapshots", "--bitmaps", "--map", "--backing",
+        "--refcounts", "--nonzero", "--unfold", "--snapshots", "--bitmaps", "--map", "--backing",
         "--follow-header",
     };
     for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++)
@@ -155,6 +157,8 @@ static int parse_args(int argc, char **argv, struct options *o)
             o->refcounts = true;
         } else if (FLAG("--nonzero")) {
             o->nonzero = true;
+        } else if (FLAG("--unfold")) {
+            o->unfold = true;
         } else if (FLAG("--snapshots")) {
             o->snapshots = true;
         } else if (FLAG("--bitmaps")) {
@@ -368,75 +372,122 @@ static int do_hexdump(const struct options *o, struct qc_image *img, struct json
 
 /* --- main ------------------------------------------------------------------ */
 
-/* Adds a JSON section; a section that could not be shown makes the exit
- * status 1, as its text view does. */
-static void add_section(struct json_object *doc, const char *key, struct json_object *sec, int *rc)
+static unsigned table_flags(const struct options *o)
 {
-    if (json_object_object_get_ex(sec, "error", NULL))
-        *rc = 1;
-    json_object_object_add(doc, key, sec);
+    return (o->nonzero ? QC_TV_NONZERO : 0) | (o->unfold ? QC_TV_UNFOLD : 0);
 }
 
-static int table_views(const struct options *o, struct qc_image *img, struct json_object *doc)
+/* Writes the members of the small document PART (a view built whole). */
+static void write_members(struct qc_jw *w, struct json_object *part)
 {
+    json_object_object_foreach(part, key, val)
+        qc_jw_value(w, key, val);
+}
+
+/* A blank line between views. */
+static void separate(bool *first)
+{
+    if (!*first)
+        putchar('\n');
+    *first = false;
+}
+
+/* The table views as text, one after another. */
+static int table_views_text(const struct options *o, struct qc_image *img)
+{
+    unsigned fl = table_flags(o);
     int rc = 0, r;
     bool first = true;
 
-#define SEP() do { if (!doc && !first) putchar('\n'); first = false; } while (0)
     if (o->l1) {
-        SEP();
-        if (doc)
-            add_section(doc, "l1", qc_json_l1(img, o->nonzero), &rc);
-        else if (qc_view_l1(stdout, img, o->nonzero))
-            rc = 1;
+        separate(&first);
+        rc |= qc_view_l1(stdout, img, fl);
     }
     if (o->l2) {
-        SEP();
-        if (doc)
-            add_section(doc, "l2", qc_json_l2(img, o->l2_all, o->l2_index, o->nonzero), &rc);
-        else if (qc_view_l2(stdout, img, o->l2_all, o->l2_index, o->nonzero))
-            rc = 1;
+        separate(&first);
+        rc |= qc_view_l2(stdout, img, o->l2_all, o->l2_index, fl);
     }
     if (o->refcounts) {
-        SEP();
-        if (doc)
-            add_section(doc, "refcounts", qc_json_refcounts(img, o->nonzero), &rc);
-        else if (qc_view_refcounts(stdout, img, o->nonzero))
-            rc = 1;
+        separate(&first);
+        rc |= qc_view_refcounts(stdout, img, fl);
     }
     if (o->snapshots) {
-        SEP();
-        if (doc)
-            add_section(doc, "snapshots", qc_json_snapshots(img), &rc);
-        else if (qc_view_snapshots(stdout, img))
-            rc = 1;
+        separate(&first);
+        rc |= qc_view_snapshots(stdout, img);
     }
     if (o->bitmaps) {
-        SEP();
-        if (doc)
-            add_section(doc, "bitmaps", qc_json_bitmaps(img, o->nonzero), &rc);
-        else if (qc_view_bitmaps(stdout, img, o->nonzero))
-            rc = 1;
+        separate(&first);
+        rc |= qc_view_bitmaps(stdout, img, fl);
     }
     if (o->map) {
-        SEP();
+        separate(&first);
         fflush(stdout);
-        if ((r = do_map(o, doc, false)) != 0)
+        if ((r = do_map(o, NULL, false)) != 0)
             return r;
     }
     if (o->hexdump) {
-        SEP();
-        if ((r = do_hexdump(o, img, doc)) != 0)
+        separate(&first);
+        if ((r = do_hexdump(o, img, NULL)) != 0)
             return r;
     }
     if (o->read) {
-        SEP();
+        separate(&first);
         fflush(stdout);
-        if ((r = do_read(o, doc)) != 0)
+        if ((r = do_read(o, NULL)) != 0)
             return r;
     }
-#undef SEP
     return rc;
+}
+
+/* Map, hexdump and read as JSON members: each is built whole (their size
+ * is the request's, not a table's), then written. */
+static int guest_views_json(const struct options *o, struct qc_image *img, struct qc_jw *w)
+{
+    int r = 0;
+
+    for (int v = 0; v < 3 && r == 0; v++) {
+        struct json_object *part;
+        if (!(v == 0 ? o->map : v == 1 ? o->hexdump : o->read))
+            continue;
+        part = json_object_new_object();
+        fflush(stdout);
+        r = v == 0 ? do_map(o, part, false) : v == 1 ? do_hexdump(o, img, part) : do_read(o, part);
+        write_members(w, part);
+        json_object_put(part);
+    }
+    return r;
+}
+
+/* The JSON document, streamed: the header sections, then each view
+ * requested.  A section that could not be shown makes the exit status 1,
+ * as its text view does. */
+static int json_doc(const struct options *o, struct qc_image *img)
+{
+    unsigned fl = table_flags(o);
+    struct json_object *head;
+    struct qc_jw w;
+    int rc = 0, r;
+
+    head = qc_json_image_doc(img, o->image, &rc);
+    qc_jw_init(&w, stdout);
+    qc_jw_begin_object(&w, NULL);
+    write_members(&w, head);
+    json_object_put(head);
+    if (o->l1 && qc_json_l1(&w, "l1", img, fl))
+        rc = 1;
+    if (o->l2 && qc_json_l2(&w, "l2", img, o->l2_all, o->l2_index, fl))
+        rc = 1;
+    if (o->refcounts && qc_json_refcounts(&w, "refcounts", img, fl))
+        rc = 1;
+    if (o->snapshots && qc_json_snapshots(&w, "snapshots", img))
+        rc = 1;
+    if (o->bitmaps && qc_json_bitmaps(&w, "bitmaps", img, fl))
+        rc = 1;
+    r = guest_views_json(o, img, &w);
+    qc_jw_finish(&w);
+    if (rc && !any_table(o))
+        qc_view_header_incomplete(stderr, PROG, o->image, img);
+    return r ? r : rc;
 }
 
 int main(int argc, char **argv)
@@ -488,25 +539,17 @@ int main(int argc, char **argv)
         return 63;
     }
 
-    if (o.json) {
+    if (o.json && o.raw_out) {
         doc = qc_json_image_doc(&img, o.image, &rc);
-        if (o.raw_out)
-            r = do_raw(&o, doc);
-        else
-            r = table_views(&o, &img, doc);
-        if (r == 0 || r == 1) {
-            if (r == 0 || !o.raw_out)
-                qc_json_print(stdout, doc);
-            if (r)
-                rc = r;
-        } else {
-            rc = r;
-        }
+        r = do_raw(&o, doc);
+        if (r == 0)
+            qc_json_print(stdout, doc);
+        rc = r ? r : rc;
         json_object_put(doc);
-        if (rc && r == 0 && !any_table(&o) && !o.raw_out)
-            qc_view_header_incomplete(stderr, PROG, o.image, &img);
+    } else if (o.json) {
+        rc = json_doc(&o, &img);
     } else if (any_table(&o)) {
-        rc = table_views(&o, &img, NULL);
+        rc = table_views_text(&o, &img);
     } else {
         rc = qc_view_header_as(stdout, &img, o.header);
         fflush(stdout);

@@ -10,6 +10,7 @@
 
 #include "qc_check.h"
 #include "qc_edit.h"
+#include "qc_jsonw.h"
 #include "qc_util.h"
 #include "qc_view.h"
 #include "shell_cmd.h"
@@ -168,29 +169,37 @@ static int cmd_header_alias(struct shell *sh, const struct cmd *c, int argc, cha
     }
 }
 
-static const char *const table_opts[] = { "--nonzero", "--json", NULL };
+static const char *const table_opts[] = { "--nonzero", "--json", "--unfold", NULL };
 
-/* A table view as JSON: the member qc-dump --json gives it.  1 when the
- * view has an "error" (as the text view's exit status). */
-static int table_json(struct shell *sh, struct json_object *o)
+/* A table view as JSON, streamed: the member qc-dump --json gives it.  1
+ * when the view has an "error" (as the text view's exit status). */
+static int table_json(struct shell *sh, const char *name, unsigned fl, bool all, uint64_t index)
 {
+    struct qc_jw w;
     int rc;
 
-    if (!o) {
-        fprintf(sh->err, "%s: out of memory\n", PROG);
-        return 1;
+    qc_jw_init(&w, sh->out);
+    switch (name[0]) {
+    case 's': rc = qc_json_snapshots(&w, NULL, &sh->img); break;
+    case 'l': rc = name[1] == '1' ? qc_json_l1(&w, NULL, &sh->img, fl)
+                                  : qc_json_l2(&w, NULL, &sh->img, all, index, fl); break;
+    case 'r': rc = qc_json_refcounts(&w, NULL, &sh->img, fl); break;
+    default: rc = qc_json_bitmaps(&w, NULL, &sh->img, fl); break;
     }
-    rc = json_object_object_get_ex(o, "error", NULL) ? 1 : 0;
-    qc_json_print(sh->out, o);
-    json_object_put(o);
+    qc_jw_finish(&w);
     return rc;
+}
+
+static unsigned table_flags(const bool set[3])
+{
+    return (set[0] ? QC_TV_NONZERO : 0) | (set[2] ? QC_TV_UNFOLD : 0);
 }
 
 static int cmd_table(struct shell *sh, const struct cmd *c, int argc, char **argv,
                      const char *line)
 {
-    bool set[2] = { false, false };   /* --nonzero, --json */
-    bool nonzero, json;
+    bool set[3] = { false, false, false };   /* --nonzero, --json, --unfold */
+    unsigned fl;
     int n;
 
     (void)line;
@@ -198,28 +207,27 @@ static int cmd_table(struct shell *sh, const struct cmd *c, int argc, char **arg
         return 64;
     if (n)
         return usage(sh, c, "unexpected argument '%s'", argv[1]);
-    nonzero = set[0];
-    json = set[1];
+    fl = table_flags(set);
     if (strcmp(c->name, "snapshots") == 0) {
-        if (nonzero)
+        if (set[0])
             return usage(sh, c, "unknown option '--nonzero'");
-        return json ? table_json(sh, qc_json_snapshots(&sh->img))
-                    : qc_view_snapshots(sh->out, &sh->img);
+        if (set[2])
+            return usage(sh, c, "unknown option '--unfold'");
+        return set[1] ? table_json(sh, c->name, 0, false, 0) : qc_view_snapshots(sh->out, &sh->img);
     }
+    if (set[1])
+        return table_json(sh, c->name, fl, false, 0);
     switch (c->name[0]) {
-    case 'l': return json ? table_json(sh, qc_json_l1(&sh->img, nonzero))
-                          : qc_view_l1(sh->out, &sh->img, nonzero);
-    case 'r': return json ? table_json(sh, qc_json_refcounts(&sh->img, nonzero))
-                          : qc_view_refcounts(sh->out, &sh->img, nonzero);
-    default: return json ? table_json(sh, qc_json_bitmaps(&sh->img, nonzero))
-                         : qc_view_bitmaps(sh->out, &sh->img, nonzero);
+    case 'l': return qc_view_l1(sh->out, &sh->img, fl);
+    case 'r': return qc_view_refcounts(sh->out, &sh->img, fl);
+    default: return qc_view_bitmaps(sh->out, &sh->img, fl);
     }
 }
 
 static int cmd_l2(struct shell *sh, const struct cmd *c, int argc, char **argv,
                   const char *line)
 {
-    bool set[2] = { false, false };   /* --nonzero, --json */
+    bool set[3] = { false, false, false };   /* --nonzero, --json, --unfold */
     bool all;
     uint64_t index = 0;
     int n;
@@ -234,8 +242,8 @@ static int cmd_l2(struct shell *sh, const struct cmd *c, int argc, char **argv,
     if (!all && !qc_parse_size(argv[1], &index))
         return usage(sh, c, "invalid L1 index '%s' (a number or 'all')", argv[1]);
     if (set[1])
-        return table_json(sh, qc_json_l2(&sh->img, all, index, set[0]));
-    return qc_view_l2(sh->out, &sh->img, all, index, set[0]);
+        return table_json(sh, c->name, table_flags(set), all, index);
+    return qc_view_l2(sh->out, &sh->img, all, index, table_flags(set));
 }
 
 static int cmd_map(struct shell *sh, const struct cmd *c, int argc, char **argv,
@@ -561,18 +569,18 @@ static const struct cmd cmds[] = {
       cmd_header_alias, C_IMAGE, "", A_NONE },
     { "features", "features", "feature bits joined with the feature table (qc-dump --features)",
       cmd_header_alias, C_IMAGE, "", A_NONE },
-    { "l1", "l1 [--nonzero] [--json]", "the active L1 table (qc-dump --l1)",
-      cmd_table, C_IMAGE, "--nonzero --json", A_NONE },
-    { "l2", "l2 INDEX|all [--nonzero] [--json]",
+    { "l1", "l1 [--nonzero] [--unfold] [--json]", "the active L1 table (qc-dump --l1)",
+      cmd_table, C_IMAGE, "--nonzero --unfold --json", A_NONE },
+    { "l2", "l2 INDEX|all [--nonzero] [--unfold] [--json]",
       "the L2 table of L1 entry INDEX, or all (qc-dump --l2)",
-      cmd_l2, C_IMAGE, "--nonzero --json all", A_NONE },
-    { "refcounts", "refcounts [--nonzero] [--json]",
+      cmd_l2, C_IMAGE, "--nonzero --unfold --json all", A_NONE },
+    { "refcounts", "refcounts [--nonzero] [--unfold] [--json]",
       "refcount table and blocks (qc-dump --refcounts)",
-      cmd_table, C_IMAGE, "--nonzero --json", A_NONE },
+      cmd_table, C_IMAGE, "--nonzero --unfold --json", A_NONE },
     { "snapshots", "snapshots [--json]", "the snapshot table (qc-dump --snapshots)",
       cmd_table, C_IMAGE, "--json", A_NONE },
-    { "bitmaps", "bitmaps [--nonzero] [--json]", "persistent bitmaps (qc-dump --bitmaps)",
-      cmd_table, C_IMAGE, "--nonzero --json", A_NONE },
+    { "bitmaps", "bitmaps [--nonzero] [--unfold] [--json]", "persistent bitmaps (qc-dump --bitmaps)",
+      cmd_table, C_IMAGE, "--nonzero --unfold --json", A_NONE },
     { "map", "map [--json]", "guest-to-host map (qc-dump --map; --json as qemu-img map)",
       cmd_map, C_IMAGE, "--json", A_NONE },
     { "hexdump", "hexdump OFF LEN", "host bytes as hexdump -C (qc-dump --hexdump)",

@@ -13,6 +13,7 @@
 #include "qc_chain.h"
 #include "qc_guest.h"
 #include "qc_image.h"
+#include "qc_jsonw.h"
 #include "qc_map.h"
 #include "qc_view.h"
 
@@ -99,14 +100,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int r = qc_image_open(&img, path, 0, QC_VALIDATE_OPEN, NULL);
     if (r == 0) {
         struct qc_hexdump hd;
-        qc_view_l1(null, &img, false);
-        qc_view_l2(null, &img, true, 0, true);
-        qc_view_refcounts(null, &img, true);
+        struct qc_jw w;
+        qc_view_l1(null, &img, 0);
+        qc_view_l2(null, &img, true, 0, QC_TV_NONZERO);
+        qc_view_refcounts(null, &img, QC_TV_NONZERO);
         qc_view_snapshots(null, &img);
-        qc_view_bitmaps(null, &img, false);
-        json_object_put(qc_json_l2(&img, true, 0, true));
-        json_object_put(qc_json_snapshots(&img));
-        json_object_put(qc_json_bitmaps(&img, true));
+        qc_view_bitmaps(null, &img, QC_TV_UNFOLD);
+        qc_jw_init(&w, null);
+        qc_jw_begin_object(&w, NULL);
+        qc_json_l1(&w, "l1", &img, QC_TV_UNFOLD);
+        qc_json_l2(&w, "l2", &img, true, 0, 0);
+        qc_json_refcounts(&w, "refcounts", &img, 0);
+        qc_json_snapshots(&w, "snapshots", &img);
+        qc_json_bitmaps(&w, "bitmaps", &img, QC_TV_NONZERO);
+        qc_jw_finish(&w);
         qc_hexdump_start(&hd, null, 0);
         qc_hexdump_feed(&hd, data, size < 4096 ? size : 4096);
         qc_hexdump_finish(&hd);

@@ -23,7 +23,7 @@ luks_image() {
     # accurate CPU usage") when a loaded machine starves the benchmark
     local try
     for try in 1 2 3 4 5; do
-        qemu-img create -q -f qcow2 $SEC -o encrypt.format=luks,encrypt.key-secret=sec0 "$1" 64M && break
+        qemu-img create -q -f qcow2 $SEC -o encrypt.format=luks,encrypt.key-secret=sec0,encrypt.iter-time=10 "$1" 64M && break
         [ $try = 5 ] && { echo "FAIL: qemu-img could not create $1"; exit 1; }
     done
     qemu-io $SEC --image-opts "$(keyed "$1")" -c 'write -P 5 0 128k' -c 'write -P 6 2M 64k' >/dev/null ||
