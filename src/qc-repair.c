@@ -171,8 +171,8 @@ static int open_for_writing(struct qc_file *f, const char *image, bool force)
     int r = qc_file_open(f, image, QC_OPEN_WRITE | (force ? QC_OPEN_FORCE : 0), &why);
 
     if (r == QC_E_LOCKED) {
-        fprintf(stderr, PROG ": Could not open '%s': Failed to get \"%s\" lock\n"
-                "Is another process using the image [%s]?\n", image, why ? why : "write", image);
+        fprintf(stderr, PROG ": Could not open '%s': Failed to get %s lock\n"
+                "Is another process using the image [%s]?\n", image, why ? why : "\"write\"", image);
         return 1;
     }
     if (r < 0) {

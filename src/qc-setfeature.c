@@ -135,9 +135,9 @@ int main(int argc, char **argv)
                       list || ro.dry_run ? 0 : QC_OPEN_WRITE | (ro.force ? QC_OPEN_FORCE : 0),
                       QC_VALIDATE_OPEN, &lock_why);
     if (r == QC_E_LOCKED) {
-        fprintf(stderr, "qc-setfeature: %s: Failed to get \"%s\" lock\n"
+        fprintf(stderr, "qc-setfeature: %s: Failed to get %s lock\n"
                 "Is another process using the image [%s]? (--force overrides)\n",
-                path, lock_why ? lock_why : "write", path);
+                path, lock_why ? lock_why : "\"write\"", path);
         rc = 1;
         goto out;
     }

@@ -832,9 +832,9 @@ int shell_open(struct shell *sh, const char *path, bool writable, bool force)
     sh->err = stderr;
     r = qc_image_open(&sh->img, path, fl, QC_VALIDATE_OPEN, &why);
     if (r == QC_E_LOCKED) {
-        fprintf(stderr, "%s: %s: Failed to get \"%s\" lock\n"
+        fprintf(stderr, "%s: %s: Failed to get %s lock\n"
                 "Is another process using the image [%s]? (--force overrides)\n",
-                PROG, path, why ? why : "write", path);
+                PROG, path, why ? why : "\"write\"", path);
         return 1;
     }
     if (r == QC_E_FORMAT) {
