@@ -316,6 +316,18 @@ int qc_file_probe_locks(const char *path, bool *in_use, bool *writer)
     return 0;
 }
 
+bool qc_warn_live_writer(FILE *err, const char *prog, const char *path)
+{
+    bool in_use = false, writer = false;
+
+    if (qc_file_probe_locks(path, &in_use, &writer) < 0 || !writer)
+        return false;
+    fprintf(err, "%s: warning: %s: another process holds the image for writing "
+            "(qemu-img would refuse it: Failed to get shared \"write\" lock); "
+            "its metadata may be stale (-U: no warning)\n", prog, qc_esc(path));
+    return true;
+}
+
 /* --- open / close ------------------------------------------------------- */
 
 int qc_file_open(struct qc_file *f, const char *path, unsigned flags,

@@ -210,6 +210,11 @@ void qc_file_mark(struct qc_file *f, enum qc_mark kind, uint64_t value);
  * when someone holds the "write" permission. */
 int qc_file_probe_locks(const char *path, bool *in_use, bool *writer);
 
+/* The read-only tools do not refuse an image a writer holds (qemu-img does,
+ * without -U): they say once on ERR, naming PATH, that its metadata may be
+ * stale.  Returns true when it warned. */
+bool qc_warn_live_writer(FILE *err, const char *prog, const char *path);
+
 /* QEMU's locks on a descriptor opened elsewhere, taken then checked as
  * QEMU does: as a read-write user (read, write, resize; write and resize
  * not shared), or as a writer's backing file (read; write and resize not
