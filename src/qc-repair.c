@@ -266,6 +266,8 @@ static int repair(const char *image, enum qc_repair_mode mode, bool dry_run, con
     struct qc_file f;
     struct keep before, after;
     const char *what = NULL;
+    struct qc_backing_locks bl = { .n = 0 };
+    char lock_msg[600];
     bool opened = false;
     int r, rc;
 
@@ -273,8 +275,15 @@ static int repair(const char *image, enum qc_repair_mode mode, bool dry_run, con
         if (open_for_writing(&f, image, force))
             return 1;
         opened = true;
+        /* as qemu-img check -r, which opens the backing chain under the writer */
+        if (qc_backing_locks_take(image, force, &bl, lock_msg, sizeof lock_msg) < 0) {
+            fprintf(stderr, PROG ": Could not open '%s': %s\n", image, lock_msg);
+            qc_file_close(&f);
+            return 1;
+        }
         if ((r = qc_io_opts_apply(io, &f, &what)) < 0) {
             fprintf(stderr, PROG ": %s: %s\n", what ? what : image, strerror(-r));
+            qc_backing_locks_release(&bl);
             qc_file_close(&f);
             return 1;
         }
@@ -376,6 +385,7 @@ static int repair(const char *image, enum qc_repair_mode mode, bool dry_run, con
     }
 out:
     qc_repair_free(&rp);
+    qc_backing_locks_release(&bl);
     if (opened)
         qc_file_close(&f);
     return rc;

@@ -846,6 +846,16 @@ int shell_open(struct shell *sh, const char *path, bool writable, bool force)
         fprintf(stderr, "%s: %s: %s\n", PROG, path, qc_strerror(r));
         return 1;
     }
+    /* a writer holds its backing chain as QEMU does (the writer that a
+     * write command opens takes no locks of its own: the session has them) */
+    if (writable) {
+        char msg[600];
+        if (qc_backing_locks_take(path, force, &sh->backing_locks, msg, sizeof msg) < 0) {
+            fprintf(stderr, "%s: %s: %s (--force overrides)\n", PROG, path, msg);
+            qc_image_close(&sh->img);
+            return 1;
+        }
+    }
     return 0;
 }
 
@@ -854,6 +864,7 @@ int shell_close(struct shell *sh)
     int rc = finish_writer(sh);
 
     fflush(sh->out);
+    qc_backing_locks_release(&sh->backing_locks);
     qc_image_close(&sh->img);
     return rc;
 }

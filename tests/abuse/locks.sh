@@ -3,9 +3,10 @@
 # - a writer and qemu-io starting at once never both hold an image
 #   read-write (the lock bytes are taken before the conflict check, and the
 #   test hook QC_TEST_LOCK_DELAY_MS widens the window between the two);
-# - qc-write locks the backing file of the image it writes as QEMU does: a
-#   base held read-write refuses it with QEMU's message (--force overrides),
-#   a base held read-only does not;
+# - qc-write (and qc-repair, qc-setfeature, qc-shell -w) lock the backing
+#   file of the image they write as QEMU does: a base held read-write
+#   refuses them with QEMU's message (--force overrides), a base held
+#   read-only does not;
 # - qc-check and qc-dump on an image a writer holds warn on stderr, naming
 #   it, and print what they print without the writer; -U silences the
 #   warning, and a read-only holder causes none.
@@ -108,6 +109,20 @@ grep -q "Could not open backing file: Failed to get shared \"write\" lock" out &
     fail "qc-write over a held base: not QEMU's message: $(cat out)"
 cmp -s top.qcow2 top.orig || fail "the refused qc-write changed the overlay"
 cmp -s base.qcow2 base.orig || fail "the refused qc-write changed the base"
+# The other writers hold the backing chain too.
+held_base() {   # WHAT: refused with QEMU's message, nothing changed
+    grep -q 'Failed to get shared "write" lock' out &&
+        grep -qF 'Is another process using the image [base.qcow2]?' out ||
+        fail "$1 over a held base: not QEMU's message: $(cat out)"
+    cmp -s top.qcow2 top.orig || fail "the refused $1 changed the overlay"
+}
+qc-repair top.qcow2 >out 2>&1 && fail "qc-repair over a base held read-write: exit 0"
+held_base qc-repair
+qc-setfeature top.qcow2 lazy_refcounts >out 2>&1 && fail "qc-setfeature over a base held read-write: exit 0"
+held_base qc-setfeature
+qc-shell -w -c 'help' top.qcow2 >out 2>&1 && fail "qc-shell -w over a base held read-write: exit 0"
+held_base "qc-shell -w"
+qc-check top.qcow2 >out 2>&1 || fail "qc-check of the overlay of a held base: $(cat out)"
 qc-write --force -c 'write -P 0x22 0 4k' top.qcow2 >out 2>&1 || fail "qc-write --force over a held base: $(cat out)"
 cmp -s base.qcow2 base.orig || fail "qc-write --force changed the base"
 release
