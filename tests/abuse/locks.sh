@@ -7,9 +7,9 @@
 #   file of the image they write as QEMU does: a base held read-write
 #   refuses them with QEMU's message (--force overrides), a base held
 #   read-only does not;
-# - qc-check and qc-dump on an image a writer holds warn on stderr, naming
-#   it, and print what they print without the writer; -U silences the
-#   warning, and a read-only holder causes none.
+# - qc-check and qc-dump (and qc-shell without -w) on an image a writer
+#   holds warn on stderr, naming it, and print what they print without the
+#   writer; -U silences the warning, and a read-only holder causes none.
 . "$TESTS/lib.sh"
 skip_without_qemu
 cd "$TEST_DIR"
@@ -180,6 +180,10 @@ same "qc-dump (writer)" out dump.ref $rc $dump_rc
 qc-dump --l1 --map live.qcow2 >out 2>err
 cmp -s out map.ref || fail "qc-dump --l1 --map (writer): stdout differs"
 [ "$(warns err)" = 1 ] || fail "qc-dump --l1 --map (writer): not one warning: $(cat err)"
+qc-shell -c help live.qcow2 >out 2>err
+[ "$(warns err)" = 1 ] || fail "qc-shell (writer): not one warning naming the image: $(cat err)"
+qc-shell -U -c help live.qcow2 >out 2>err
+grep -q 'warning: ' err && fail "qc-shell -U (writer): warned: $(cat err)"
 for u in -U --force-share; do
     qc-check $u live.qcow2 >out 2>err; rc=$?
     same "qc-check $u (writer)" out check.ref $rc $check_rc
@@ -197,6 +201,8 @@ cmp -s err check.ref.err || fail "qc-check (read-only holder): stderr: $(cat err
 qc-dump live.qcow2 >out 2>err; rc=$?
 same "qc-dump (reader)" out dump.ref $rc $dump_rc
 cmp -s err dump.ref.err || fail "qc-dump (read-only holder): stderr: $(cat err)"
+qc-shell -c help live.qcow2 >out 2>err
+grep -q 'warning: ' err && fail "qc-shell (read-only holder): warned: $(cat err)"
 release
 
 [ $fails -eq 0 ]
