@@ -294,9 +294,19 @@ int qc_fd_lock_backing(int fd, bool force, const char **why)
 
 int qc_file_probe_locks(const char *path, bool *in_use, bool *writer)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* opened as qc_file_open opens a read-only look: a FIFO must not block,
+     * the access time is left alone where allowed */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOATIME);
+    struct stat st;
+
+    if (fd < 0)
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0)
         return -errno;
+    if (fstat(fd, &st) < 0 || (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))) {
+        close(fd);
+        return -EINVAL;
+    }
     *in_use = *writer = false;
     for (int i = 0; i < 4; i++) {
         bool l1 = false, l2 = false;

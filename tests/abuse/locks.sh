@@ -205,4 +205,11 @@ qc-shell -c help live.qcow2 >out 2>err
 grep -q 'warning: ' err && fail "qc-shell (read-only holder): warned: $(cat err)"
 release
 
+# The probe for a writer must not hang on a FIFO named as the image.
+mkfifo pipe.qcow2
+for tool in qc-check qc-dump "qc-shell -c help"; do
+    timeout 20 $tool pipe.qcow2 >/dev/null 2>&1
+    [ $? = 124 ] && fail "$tool on a FIFO hangs"
+done
+
 [ $fails -eq 0 ]
