@@ -419,17 +419,28 @@ static char *next_backing(const char *path, bool *raw)
     return next;
 }
 
-/* Opens PATH read-only if it is a regular file; -1 otherwise. */
-static int open_regular(const char *path)
+/* Opens PATH read-only if it is a regular file that is neither the image
+ * TOP nor one already locked (a chain that loops ends there: our own locks
+ * would be the conflict); -1 otherwise. */
+static int open_regular(const char *path, const char *top, const struct qc_backing_locks *bl)
 {
-    struct stat st;
+    struct stat st, other;
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
 
-    if (fd >= 0 && (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))) {
-        close(fd);
-        fd = -1;
-    }
+    if (fd < 0)
+        return -1;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+        goto refuse;
+    if (stat(top, &other) == 0 && other.st_dev == st.st_dev && other.st_ino == st.st_ino)
+        goto refuse;
+    for (unsigned i = 0; i < bl->n; i++)
+        if (fstat(bl->fd[i], &other) == 0 && other.st_dev == st.st_dev &&
+            other.st_ino == st.st_ino)
+            goto refuse;
     return fd;
+refuse:
+    close(fd);
+    return -1;
 }
 
 int qc_backing_locks_take(const char *path, bool force, struct qc_backing_locks *bl,
@@ -442,7 +453,7 @@ int qc_backing_locks_take(const char *path, bool force, struct qc_backing_locks 
     bl->n = 0;
     while (next && bl->n < QC_MAX_BACKING_LOCKS) {
         const char *why = NULL;
-        int fd = open_regular(next);
+        int fd = open_regular(next, path, bl);
 
         free(cur);
         cur = next;
