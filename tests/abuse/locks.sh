@@ -107,14 +107,14 @@ qc-write -c 'write -P 0x22 0 4k' top.qcow2 >out 2>&1 && fail "qc-write over a ba
 grep -q "Could not open backing file: Failed to get shared \"write\" lock" out &&
     grep -qF 'Is another process using the image [base.qcow2]?' out ||
     fail "qc-write over a held base: not QEMU's message: $(cat out)"
-cmp -s top.qcow2 top.orig || fail "the refused qc-write changed the overlay"
+cmp -s top.qcow2 top.orig || { fail "the refused qc-write changed the overlay"; cp top.orig top.qcow2; }
 cmp -s base.qcow2 base.orig || fail "the refused qc-write changed the base"
 # The other writers hold the backing chain too.
 held_base() {   # WHAT: refused with QEMU's message, nothing changed
     grep -q 'Failed to get shared "write" lock' out &&
         grep -qF 'Is another process using the image [base.qcow2]?' out ||
         fail "$1 over a held base: not QEMU's message: $(cat out)"
-    cmp -s top.qcow2 top.orig || fail "the refused $1 changed the overlay"
+    cmp -s top.qcow2 top.orig || { fail "the refused $1 changed the overlay"; cp top.orig top.qcow2; }
 }
 qc-repair top.qcow2 >out 2>&1 && fail "qc-repair over a base held read-write: exit 0"
 held_base qc-repair
