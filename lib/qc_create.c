@@ -379,8 +379,8 @@ int qc_create(const char *image, const struct qc_create_options *o,
     w->opt.force = force;
     r = qc_file_open(&w->img.file, image, QC_OPEN_CREATE | (force ? QC_OPEN_FORCE : 0), &why);
     if (r == QC_E_LOCKED) {
-        fail(err, errlen, "Failed to get \"%s\" lock\nIs another process using the image [%s]?",
-             why ? why : "write", image);
+        fail(err, errlen, "Failed to get %s lock\nIs another process using the image [%s]?",
+             why ? why : "\"write\"", image);
         goto out_free;
     }
     if (r < 0) {

@@ -2,6 +2,10 @@
 #include "qc_image.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -377,4 +381,110 @@ const char *qc_image_feature_name(const struct qc_image *img,
 {
     const char *n = qc_feature_table_name(&img->features, g, bit);
     return n ? n : qc_feature_qemu_name(g, bit);
+}
+
+/* --- backing chain locks ------------------------------------------------- */
+
+/* NAME as QEMU resolves a backing file name: relative to the overlay's
+ * directory. */
+static char *backing_file_path(const char *overlay, const char *name)
+{
+    const char *slash = strrchr(overlay, '/');
+    size_t dir = slash ? (size_t)(slash - overlay) + 1 : 0;
+    char *p;
+
+    if (name[0] == '/')
+        dir = 0;
+    p = malloc(dir + strlen(name) + 1);
+    if (p) {
+        memcpy(p, overlay, dir);
+        strcpy(p + dir, name);
+    }
+    return p;
+}
+
+/* The backing file PATH names (NULL: none, not qcow2, unreadable); *raw
+ * when the header says it is raw (the chain ends there). */
+static char *next_backing(const char *path, bool *raw)
+{
+    struct qc_image img;
+    char *next = NULL;
+
+    *raw = false;
+    if (qc_image_open(&img, path, 0, QC_VALIDATE_OPEN, NULL) < 0)
+        return NULL;
+    if (img.backing_name && img.backing_name[0])
+        next = backing_file_path(path, img.backing_name);
+    *raw = img.backing_format && strcmp(img.backing_format, "raw") == 0;
+    qc_image_close(&img);
+    return next;
+}
+
+/* Opens PATH read-only if it is a regular file that is neither the image
+ * TOP nor one already locked (a chain that loops ends there: our own locks
+ * would be the conflict); -1 otherwise. */
+static int open_regular(const char *path, const char *top, const struct qc_backing_locks *bl)
+{
+    struct stat st, other;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+
+    if (fd < 0)
+        return -1;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+        goto refuse;
+    if (stat(top, &other) == 0 && other.st_dev == st.st_dev && other.st_ino == st.st_ino)
+        goto refuse;
+    for (unsigned i = 0; i < bl->n; i++)
+        if (fstat(bl->fd[i], &other) == 0 && other.st_dev == st.st_dev &&
+            other.st_ino == st.st_ino)
+            goto refuse;
+    return fd;
+refuse:
+    close(fd);
+    return -1;
+}
+
+int qc_backing_locks_take(const char *path, bool force, struct qc_backing_locks *bl,
+                          char *msg, size_t msglen)
+{
+    bool raw = false;
+    char *cur = NULL, *next = next_backing(path, &raw);
+    int r = 0;
+
+    bl->n = 0;
+    while (next && bl->n < QC_MAX_BACKING_LOCKS) {
+        const char *why = NULL;
+        int fd = open_regular(next, path, bl);
+
+        free(cur);
+        cur = next;
+        next = NULL;
+        if (fd < 0)
+            break;
+        if ((r = qc_fd_lock_backing(fd, force, &why)) < 0) {
+            close(fd);
+            if (r == QC_E_LOCKED)
+                snprintf(msg, msglen, "Could not open backing file: Failed to get %s lock\n"
+                         "Is another process using the image [%s]?",
+                         why ? why : "shared \"write\"", cur);
+            else
+                snprintf(msg, msglen, "Could not open backing file: Could not open '%s': %s",
+                         cur, strerror(-r));
+            qc_backing_locks_release(bl);
+            break;
+        }
+        bl->fd[bl->n++] = fd;
+        if (!raw)
+            next = next_backing(cur, &raw);
+    }
+    free(cur);
+    free(next);
+    return r;
+}
+
+void qc_backing_locks_release(struct qc_backing_locks *bl)
+{
+    for (unsigned i = 0; i < bl->n; i++)
+        close(bl->fd[i]);   /* the locks go with the descriptor */
+    bl->n = 0;
 }

@@ -73,6 +73,22 @@ void qc_image_validate(struct qc_image *img, enum qc_validate_mode mode);
 /* Rereads header and extensions from the file (after a write). */
 int qc_image_reload(struct qc_image *img, enum qc_validate_mode mode);
 
+/* QEMU's locks on the backing chain of an image opened for writing (each
+ * backing file: read used, write and resize not shared), held until
+ * qc_backing_locks_release.  The chain is followed through qcow2 headers
+ * as far as its files are regular files that open; what does not open is
+ * left to the tool's own open to report.  QC_E_LOCKED (with QEMU's message
+ * in MSG) when another process holds a backing file for writing; FORCE
+ * ignores conflicts. */
+#define QC_MAX_BACKING_LOCKS 32
+struct qc_backing_locks {
+    int fd[QC_MAX_BACKING_LOCKS];
+    unsigned n;
+};
+int qc_backing_locks_take(const char *path, bool force, struct qc_backing_locks *bl,
+                          char *msg, size_t msglen);
+void qc_backing_locks_release(struct qc_backing_locks *bl);
+
 /* The feature name for a bit: the image's table first, then ours. */
 const char *qc_image_feature_name(const struct qc_image *img,
                                   enum qc_feature_group g, unsigned bit);

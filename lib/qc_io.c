@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <json-c/json.h>
@@ -127,10 +128,15 @@ const char *qc_write_class_name(enum qc_write_class c)
  * 1 write, 2 write unchanged, 3 resize.  Byte 100+i = "uses", 200+i =
  * "refuses to share". */
 enum { PERM_READ = 0, PERM_WRITE = 1, PERM_WRITE_UNCHANGED = 2, PERM_RESIZE = 3 };
-static const char *const perm_names[4] = {
-    "consistent read", "write", "write unchanged", "resize"
+/* What QEMU's "Failed to get %s lock" names: a permission we want that
+ * someone refuses to share, or one we refuse to share that someone uses. */
+static const char *const perm_lock_names[4] = {
+    "\"consistent read\"", "\"write\"", "\"write unchanged\"", "\"resize\""
 };
-
+static const char *const shared_lock_names[4] = {
+    "shared \"consistent read\"", "shared \"write\"", "shared \"write unchanged\"",
+    "shared \"resize\""
+};
 static int lock_cmd_get(void)
 {
 #ifdef F_OFD_GETLK
@@ -189,6 +195,56 @@ static void release_byte(int fd, off_t byte)
         (void)fcntl(fd, F_SETLK, &fl);
 }
 
+/* Test hook: QC_TEST_LOCK_DELAY_MS widens the window between taking the
+ * lock bytes and checking for conflicts, so that a test can start another
+ * process inside it (tests/abuse/locks.sh).  Read nowhere else. */
+static void test_lock_delay(void)
+{
+    const char *v = getenv("QC_TEST_LOCK_DELAY_MS");
+    long ms = v ? strtol(v, NULL, 10) : 0;
+    struct timespec ts;
+
+    if (ms <= 0 || ms > 60000)
+        return;
+    ts.tv_sec = ms / 1000;
+    ts.tv_nsec = (ms % 1000) * 1000000L;
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+        ;
+}
+
+/* Checks the bytes of a lock as raw_check_lock_bytes does: first every
+ * permission we use against the "refuses to share" bytes, then every
+ * permission we refuse to share against the "uses" bytes. */
+static int check_lock_bytes(int fd, unsigned uses, unsigned unshared, const char **why)
+{
+    bool locked;
+    int r;
+
+    for (int i = 0; i < 4; i++) {
+        if (!((uses >> i) & 1))
+            continue;
+        if ((r = byte_locked_by_other(fd, 200 + i, &locked)) < 0)
+            return r;
+        if (locked) {
+            if (why)
+                *why = perm_lock_names[i];
+            return QC_E_LOCKED;
+        }
+    }
+    for (int i = 0; i < 4; i++) {
+        if (!((unshared >> i) & 1))
+            continue;
+        if ((r = byte_locked_by_other(fd, 100 + i, &locked)) < 0)
+            return r;
+        if (locked) {
+            if (why)
+                *why = shared_lock_names[i];
+            return QC_E_LOCKED;
+        }
+    }
+    return 0;
+}
+
 /* Takes the "uses" bytes of USES and the "refuses to share" bytes of
  * UNSHARED, then checks for conflicts, as QEMU does (raw_apply_lock_bytes,
  * then raw_check_lock_bytes): taking first means that of two processes
@@ -198,7 +254,6 @@ static void release_byte(int fd, off_t byte)
 static int lock_perms(int fd, unsigned uses, unsigned unshared, bool force,
                       const char **why)
 {
-    bool locked;
     int r = 0;
 
     for (int i = 0; i < 4 && r == 0; i++) {
@@ -209,22 +264,9 @@ static int lock_perms(int fd, unsigned uses, unsigned unshared, bool force,
     }
     if (force)
         return 0;
-    for (int i = 0; i < 4 && r == 0; i++) {
-        if ((uses >> i) & 1) {
-            if ((r = byte_locked_by_other(fd, 200 + i, &locked)) == 0 && locked) {
-                if (why)
-                    *why = perm_names[i];
-                r = QC_E_LOCKED;
-            }
-        }
-        if (r == 0 && ((unshared >> i) & 1)) {
-            if ((r = byte_locked_by_other(fd, 100 + i, &locked)) == 0 && locked) {
-                if (why)
-                    *why = perm_names[i];
-                r = QC_E_LOCKED;
-            }
-        }
-    }
+    test_lock_delay();
+    if (r == 0)
+        r = check_lock_bytes(fd, uses, unshared, why);
     if (r < 0)
         for (int i = 0; i < 4; i++) {
             release_byte(fd, 100 + i);
@@ -252,9 +294,19 @@ int qc_fd_lock_backing(int fd, bool force, const char **why)
 
 int qc_file_probe_locks(const char *path, bool *in_use, bool *writer)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* opened as qc_file_open opens a read-only look: a FIFO must not block,
+     * the access time is left alone where allowed */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOATIME);
+    struct stat st;
+
+    if (fd < 0)
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0)
         return -errno;
+    if (fstat(fd, &st) < 0 || (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))) {
+        close(fd);
+        return -EINVAL;
+    }
     *in_use = *writer = false;
     for (int i = 0; i < 4; i++) {
         bool l1 = false, l2 = false;
@@ -272,6 +324,18 @@ int qc_file_probe_locks(const char *path, bool *in_use, bool *writer)
     }
     close(fd);
     return 0;
+}
+
+bool qc_warn_live_writer(FILE *err, const char *prog, const char *path)
+{
+    bool in_use = false, writer = false;
+
+    if (qc_file_probe_locks(path, &in_use, &writer) < 0 || !writer)
+        return false;
+    fprintf(err, "%s: warning: %s: another process holds the image for writing "
+            "(qemu-img would refuse it: Failed to get shared \"write\" lock); "
+            "its metadata may be stale (-U: no warning)\n", prog, qc_esc(path));
+    return true;
 }
 
 /* --- open / close ------------------------------------------------------- */
@@ -329,8 +393,10 @@ int qc_file_open(struct qc_file *f, const char *path, unsigned flags,
         f->fd = -1;
         return QC_E_NOMEM;
     }
-    if (f->writable && !(flags & QC_OPEN_NOLOCK)) {
-        int r = qc_fd_lock_writer(f->fd, flags & QC_OPEN_FORCE, why);
+    if ((f->writable || (flags & QC_OPEN_BACKING)) && !(flags & QC_OPEN_NOLOCK)) {
+        bool force = flags & QC_OPEN_FORCE;
+        int r = f->writable ? qc_fd_lock_writer(f->fd, force, why)
+                            : qc_fd_lock_backing(f->fd, force, why);
         if (r < 0) {
             qc_file_close(f);
             return r;

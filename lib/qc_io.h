@@ -136,9 +136,11 @@ struct qc_file {
 #define QC_OPEN_FORCE   0x2u  /* ignore lock conflicts */
 #define QC_OPEN_NOLOCK  0x4u  /* take no locks (tests, private copies) */
 #define QC_OPEN_CREATE  0x8u  /* create/truncate (implies write) */
+#define QC_OPEN_BACKING 0x10u /* read-only, locked as a writer's backing file */
 
-/* Opens PATH.  Read-only opens take no lock.  Returns 0 or a negative code;
- * on QC_E_LOCKED, *why (if given) names the conflicting permission. */
+/* Opens PATH.  Read-only opens take no lock unless BACKING.  Returns 0 or a
+ * negative code; on QC_E_LOCKED, *why (if given) is what QEMU's message
+ * names: "Failed to get %s lock" with \"write\" or shared \"write\" etc. */
 int qc_file_open(struct qc_file *f, const char *path, unsigned flags,
                  const char **why);
 void qc_file_close(struct qc_file *f);
@@ -210,10 +212,16 @@ void qc_file_mark(struct qc_file *f, enum qc_mark kind, uint64_t value);
  * when someone holds the "write" permission. */
 int qc_file_probe_locks(const char *path, bool *in_use, bool *writer);
 
+/* The read-only tools do not refuse an image a writer holds (qemu-img does,
+ * without -U): they say once on ERR, naming PATH, that its metadata may be
+ * stale.  Returns true when it warned. */
+bool qc_warn_live_writer(FILE *err, const char *prog, const char *path);
+
 /* QEMU's locks on a descriptor opened elsewhere, taken then checked as
  * QEMU does: as a read-write user (read, write, resize; write and resize
  * not shared), or as a writer's backing file (read; write and resize not
- * shared).  QC_E_LOCKED with *why naming the permission on a conflict;
+ * shared).  QC_E_LOCKED with *why naming the lock on a conflict (as for
+ * qc_file_open);
  * FORCE takes what it can and ignores conflicts. */
 int qc_fd_lock_writer(int fd, bool force, const char **why);
 int qc_fd_lock_backing(int fd, bool force, const char **why);

@@ -136,8 +136,8 @@ int qc_sidefile_open(const char *path, const struct qc_protect *p, unsigned flag
             char why[200];
             if (r == QC_E_LOCKED)
                 snprintf(why, sizeof why,
-                         "another process holds it (\"%s\" lock): is it in use by a running QEMU?",
-                         perm ? perm : "write");
+                         "another process holds it (%s lock): is it in use by a running QEMU?",
+                         perm ? perm : "\"write\"");
             else
                 snprintf(why, sizeof why, "cannot lock: %s", qc_strerror(r));
             if (created)

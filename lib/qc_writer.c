@@ -185,23 +185,31 @@ static int open_backing(struct qc_writer *w, const char *path, unsigned depth)
     {
         char *no = qc_follow_refusal(path, w->img.backing_name, bp, QC_FOLLOW_BACKING);
         if (no) {
-            set_err(w, "Could not open backing file: %s", no);
+            set_err(w, "Could not open backing file: %s", qc_esc_qemu(no));
             free(no);
             free(bp);
             free(b);
             return -EPERM;
         }
     }
+    /* QEMU locks the backing chain of a writer: read used, write and resize
+     * not shared, so a running writer of a base is refused (--force: not) */
+    struct qc_writer_options o = { .readonly = true, .force = w->opt.force,
+                                   .no_lock = w->opt.no_lock,
+                                   .backing_lock = !w->opt.readonly || w->opt.backing_lock };
+    unsigned raw_flags = (o.backing_lock ? QC_OPEN_BACKING : 0) |
+                         (o.force ? QC_OPEN_FORCE : 0) | (o.no_lock ? QC_OPEN_NOLOCK : 0);
+    const char *why = NULL;
+
     if (fmt && strcmp(fmt, "raw") == 0) {
-        r = qc_file_open(&b->raw, bp, 0, NULL);
+        r = qc_file_open(&b->raw, bp, raw_flags, &why);
         if (r == 0)
             b->size = b->raw.size;
     } else {
-        struct qc_writer_options o = { .readonly = true };
         r = open_depth(&b->qw, bp, &o, NULL, depth + 1);
         if (r == QC_E_FORMAT && !fmt) {
             /* no format given and not qcow2: a raw image */
-            r = qc_file_open(&b->raw, bp, 0, NULL);
+            r = qc_file_open(&b->raw, bp, raw_flags, &why);
             if (r == 0)
                 b->size = b->raw.size;
         } else if (r == 0) {
@@ -211,6 +219,10 @@ static int open_backing(struct qc_writer *w, const char *path, unsigned depth)
             set_err(w, "Could not open backing file: %s", b->qw.errmsg);
         }
     }
+    if (r == QC_E_LOCKED && !w->errmsg[0])
+        set_err(w, "Could not open backing file: Failed to get %s lock\n"
+                   "Is another process using the image [%s]?", why ? why : "\"write\"",
+                qc_esc_qemu(bp));
     if (r < 0) {
         if (!w->errmsg[0])
             set_err(w, "Could not open backing file: Could not open '%s': %s", qc_esc_qemu(bp),
@@ -481,11 +493,13 @@ static int open_depth(struct qc_writer *w, const char *path, const struct qc_wri
         flags |= QC_OPEN_FORCE;
     if (opt->no_lock)
         flags |= QC_OPEN_NOLOCK;
+    if (opt->readonly && opt->backing_lock)
+        flags |= QC_OPEN_BACKING;
     r = qc_image_open(&w->img, path, flags,
                       opt->readonly ? QC_VALIDATE_OPEN : QC_VALIDATE_WRITE, &why);
     if (r == QC_E_LOCKED) {
-        set_err(w, "Failed to get \"%s\" lock\nIs another process using the image [%s]?",
-                why ? why : "write", qc_esc_qemu(path));
+        set_err(w, "Failed to get %s lock\nIs another process using the image [%s]?",
+                why ? why : "\"write\"", qc_esc_qemu(path));
         return r;
     }
     if (r == QC_E_FORMAT) {

@@ -41,6 +41,7 @@ struct qc_writer_options {
     bool readonly;
     bool force;              /* ignore image locks */
     bool no_lock;            /* take no locks (private copies) */
+    bool backing_lock;       /* with readonly: locked as a writer's backing file */
     bool unsafe_order;       /* TEST ONLY: write L2 entries before the refcounts
                               * that protect them, to prove a crash tester
                               * catches broken ordering */

@@ -4,12 +4,13 @@
 #include <string.h>
 
 #include "qc_follow.h"
+#include "qc_io.h"
 #include "qc_version.h"
 #include "qc_util.h"
 #include "qc_view.h"
 
 static const char usage_text[] =
-    "Usage: qc-check [--output=human|json] [-q] IMAGE...\n"
+    "Usage: qc-check [--output=human|json] [-q] [-U] IMAGE...\n"
     "\n"
     "Checks qcow2 images for consistency without changing them, with the\n"
     "verdict, numbers, messages and exit status of qemu-img check.\n"
@@ -24,6 +25,10 @@ static const char usage_text[] =
     "                   file (by default only files inside the image's\n"
     "                   directory, named relatively, are opened)\n"
     "  --follow-header  open every file the header names, as QEMU does\n"
+    "  -U, --force-share\n"
+    "                   no warning when another process holds an image for\n"
+    "                   writing (without -U: a warning on stderr that its\n"
+    "                   metadata may be stale; the check runs either way)\n"
     "  -h, --help       this text\n"
     "      --version    version\n"
     "\n"
@@ -56,16 +61,17 @@ int main(int argc, char **argv)
     static const struct option opts[] = {
         { "output", required_argument, NULL, O_OUTPUT },
         { "quiet", no_argument, NULL, 'q' },
+        { "force-share", no_argument, NULL, 'U' },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, O_VERSION },
         QC_FOLLOW_LONG_OPTIONS,
         { NULL, 0, NULL, 0 }
     };
-    bool json = false, quiet = false;
+    bool json = false, quiet = false, force_share = false;
     int c, worst = 0;
 
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":qh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":qhU", opts, NULL)) != -1) {
         switch (c) {
         case O_OUTPUT:
             if (strcmp(optarg, "json") == 0)
@@ -76,6 +82,7 @@ int main(int argc, char **argv)
                 return usage_error("--output must be human or json, not '%s'", optarg);
             break;
         case 'q': quiet = true; break;
+        case 'U': force_share = true; break;
         case 'h': fputs(usage_text, stdout); return 0;
         case O_VERSION: printf("qc-check %s\n", QC_VERSION); return 0;
         case ':': return usage_error("option '%s' needs an argument", argv[optind - 1]);
@@ -104,6 +111,8 @@ int main(int argc, char **argv)
             printf("%s==> %s <==\n", i > optind ? "\n" : "", qc_esc(argv[i]));
             fflush(stdout);
         }
+        if (!force_share)
+            qc_warn_live_writer(stderr, "qc-check", argv[i]);
         rc = qc_view_check(stdout, stderr, argv[i], &vo);
         fflush(stdout);
         fflush(stderr);

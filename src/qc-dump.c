@@ -50,6 +50,9 @@ static const char usage_text[] =
     "  --raw OUT         write the guest disk to OUT as a raw image\n"
     "                    (as qemu-img convert -O raw)\n"
     "  --json            one JSON document (with any of the views above)\n"
+    "  -U, --force-share no warning when another process holds the image for\n"
+    "                    writing (without it: a warning on stderr that the\n"
+    "                    metadata may be stale; the output is the same)\n"
     "  -h, --help        this text\n"
     "      --version     version\n"
     "\n"
@@ -61,7 +64,7 @@ static const char usage_text[] =
 struct options {
     enum qc_header_view header;
     int nheader;
-    bool json, nonzero, unfold, backing;
+    bool json, nonzero, unfold, backing, force_share;
     bool l1, refcounts, snapshots, bitmaps, map;
     bool l2, l2_all;
     uint64_t l2_index;
@@ -84,7 +87,7 @@ static bool is_flag(const char *name)
     static const char *const flags[] = {
         "--version", "--legacy", "--exts", "--hex", "--features", "--json", "--l1",
         "--refcounts", "--nonzero", "--unfold", "--snapshots", "--bitmaps", "--map", "--backing",
-        "--follow-header",
+        "--follow-header", "--force-share",
     };
     for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++)
         if (strcmp(name, flags[i]) == 0)
@@ -116,6 +119,10 @@ static int parse_args(int argc, char **argv, struct options *o)
         if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
             fputs(usage_text, stdout);
             return 0;
+        }
+        if (strcmp(a, "-U") == 0) {
+            o->force_share = true;
+            continue;
         }
         if (a[1] != '-')
             return usage_error("unknown option '%s'", a);
@@ -167,6 +174,8 @@ static int parse_args(int argc, char **argv, struct options *o)
             o->map = true;
         } else if (FLAG("--backing")) {
             o->backing = true;
+        } else if (FLAG("--force-share")) {
+            o->force_share = true;
         } else if (strcmp(name, "--l2") == 0) {
             const char *v;
             NEXT(v);
@@ -507,6 +516,8 @@ int main(int argc, char **argv)
     if (o.raw_out && any_table(&o))
         return usage_error("%s", "--raw does not combine with other views");
 
+    if (!o.force_share)
+        qc_warn_live_writer(stderr, PROG, o.image);
     /* the qemu-img map text, streamed */
     if (o.map && o.json && !o.l1 && !o.l2 && !o.refcounts && !o.snapshots && !o.bitmaps &&
         !o.hexdump && !o.read)

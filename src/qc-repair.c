@@ -184,8 +184,8 @@ static int open_for_writing(struct qc_file *f, const char *image, bool force)
     int r = qc_file_open(f, image, QC_OPEN_WRITE | (force ? QC_OPEN_FORCE : 0), &why);
 
     if (r == QC_E_LOCKED) {
-        fprintf(stderr, PROG ": Could not open '%s': Failed to get \"%s\" lock\n"
-                "Is another process using the image [%s]?\n", image, why ? why : "write", image);
+        fprintf(stderr, PROG ": Could not open '%s': Failed to get %s lock\n"
+                "Is another process using the image [%s]?\n", image, why ? why : "\"write\"", image);
         return 1;
     }
     if (r < 0) {
@@ -332,6 +332,8 @@ static int repair(const char *image, enum qc_repair_mode mode, bool dry_run, con
     struct keep before, after;
     struct qc_backup_writer bw = { -1, 0, { 0 } };
     const char *what = NULL, *berr = "";
+    struct qc_backing_locks bl = { .n = 0 };
+    char lock_msg[600];
     bool opened = false;
     int r, rc;
 
@@ -339,8 +341,15 @@ static int repair(const char *image, enum qc_repair_mode mode, bool dry_run, con
         if (open_for_writing(&f, image, force))
             return 1;
         opened = true;
+        /* as qemu-img check -r, which opens the backing chain under the writer */
+        if (qc_backing_locks_take(image, force, &bl, lock_msg, sizeof lock_msg) < 0) {
+            fprintf(stderr, PROG ": Could not open '%s': %s\n", image, lock_msg);
+            qc_file_close(&f);
+            return 1;
+        }
         if ((r = qc_io_opts_apply(io, &f, &what)) < 0) {
             fprintf(stderr, PROG ": %s: %s\n", what ? what : image, qc_strerror(r));
+            qc_backing_locks_release(&bl);
             qc_file_close(&f);
             return 1;
         }
@@ -446,6 +455,7 @@ static int repair(const char *image, enum qc_repair_mode mode, bool dry_run, con
 out:
     qc_backup_abandon(&bw);
     qc_repair_free(&rp);
+    qc_backing_locks_release(&bl);
     if (opened)
         qc_file_close(&f);
     return rc;

@@ -73,6 +73,8 @@ int main(int argc, char **argv)
     struct qc_edit_request *reqs;
     size_t nreqs = 0;
     struct qc_image img;
+    struct qc_backing_locks bl = { .n = 0 };
+    char lock_msg[600];
     const char *path, *lock_why = NULL;
     char msg[512];
     int c, r, rc = 0;
@@ -135,9 +137,9 @@ int main(int argc, char **argv)
                       list || ro.dry_run ? 0 : QC_OPEN_WRITE | (ro.force ? QC_OPEN_FORCE : 0),
                       QC_VALIDATE_OPEN, &lock_why);
     if (r == QC_E_LOCKED) {
-        fprintf(stderr, "qc-setfeature: %s: Failed to get \"%s\" lock\n"
+        fprintf(stderr, "qc-setfeature: %s: Failed to get %s lock\n"
                 "Is another process using the image [%s]? (--force overrides)\n",
-                path, lock_why ? lock_why : "write", path);
+                path, lock_why ? lock_why : "\"write\"", path);
         rc = 1;
         goto out;
     }
@@ -152,10 +154,19 @@ int main(int argc, char **argv)
         rc = 1;
         goto out;
     }
+    /* a writer holds its backing chain, as qemu-img amend does */
+    if (!list && !ro.dry_run &&
+        qc_backing_locks_take(path, ro.force, &bl, lock_msg, sizeof lock_msg) < 0) {
+        fprintf(stderr, "qc-setfeature: %s: %s (--force overrides)\n", path, lock_msg);
+        qc_image_close(&img);
+        rc = 1;
+        goto out;
+    }
     if (list)
         qc_view_feature_list(stdout, &img);
     else
         rc = qc_edit_run(stdout, stderr, "qc-setfeature", &img, path, reqs, nreqs, &ro);
+    qc_backing_locks_release(&bl);
     qc_image_close(&img);
 out:
     for (size_t i = 0; i < nreqs; i++)

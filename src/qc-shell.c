@@ -16,7 +16,7 @@
 #define HISTORY_LINES 1000
 
 static const char usage_text[] =
-    "Usage: qc-shell [-w [--force]] [-c CMD]... IMAGE\n"
+    "Usage: qc-shell [-w [--force] | -U] [-c CMD]... IMAGE\n"
     "\n"
     "Explores a qcow2 image: the views of qc-dump, the verdict of qc-check, where\n"
     "a guest offset lives and what a host cluster is used for; with -w also the\n"
@@ -31,6 +31,10 @@ static const char usage_text[] =
     "                  data file (by default only files inside the image's\n"
     "                  directory, named relatively, are opened)\n"
     "      --follow-header  open every file the header names, as QEMU does\n"
+    "  -U, --force-share\n"
+    "                  without -w: no warning when another process holds the\n"
+    "                  image for writing (without -U: a warning on stderr that\n"
+    "                  its metadata may be stale)\n"
     "  -h, --help      this text\n"
     "      --version   version\n"
     "\n"
@@ -198,6 +202,7 @@ int main(int argc, char **argv)
         { "cmd", required_argument, NULL, 'c' },
         { "write", no_argument, NULL, 'w' },
         { "force", no_argument, NULL, O_FORCE },
+        { "force-share", no_argument, NULL, 'U' },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, O_VERSION },
         QC_FOLLOW_LONG_OPTIONS,
@@ -205,18 +210,19 @@ int main(int argc, char **argv)
     };
     const char **cmds;
     size_t ncmds = 0;
-    bool writable = false, force = false;
+    bool writable = false, force = false, force_share = false;
     int c, rc;
 
     cmds = calloc((size_t)argc + 1, sizeof *cmds);
     if (!cmds)
         return 1;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":c:wh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":c:whU", opts, NULL)) != -1) {
         switch (c) {
         case 'c': cmds[ncmds++] = optarg; break;
         case 'w': writable = true; break;
         case O_FORCE: force = true; break;
+        case 'U': force_share = true; break;
         case 'h': fputs(usage_text, stdout); free(cmds); return 0;
         case O_VERSION: printf(PROG " %s\n", QC_VERSION); free(cmds); return 0;
         case ':':
@@ -246,6 +252,12 @@ int main(int argc, char **argv)
         free(cmds);
         return usage_error("%s", "--force goes with -w");
     }
+    if (force_share && writable) {
+        free(cmds);
+        return usage_error("%s", "-U goes without -w");
+    }
+    if (!writable && !force_share)
+        qc_warn_live_writer(stderr, PROG, argv[optind]);
     if ((rc = shell_open(&sh, argv[optind], writable, force)) != 0) {
         free(cmds);
         return rc;

@@ -840,9 +840,9 @@ int shell_open(struct shell *sh, const char *path, bool writable, bool force)
     sh->err = stderr;
     r = qc_image_open(&sh->img, path, fl, QC_VALIDATE_OPEN, &why);
     if (r == QC_E_LOCKED) {
-        fprintf(stderr, "%s: %s: Failed to get \"%s\" lock\n"
+        fprintf(stderr, "%s: %s: Failed to get %s lock\n"
                 "Is another process using the image [%s]? (--force overrides)\n",
-                PROG, path, why ? why : "write", path);
+                PROG, path, why ? why : "\"write\"", path);
         return 1;
     }
     if (r == QC_E_FORMAT) {
@@ -854,6 +854,16 @@ int shell_open(struct shell *sh, const char *path, bool writable, bool force)
         fprintf(stderr, "%s: %s: %s\n", PROG, path, qc_strerror(r));
         return 1;
     }
+    /* a writer holds its backing chain as QEMU does (the writer that a
+     * write command opens takes no locks of its own: the session has them) */
+    if (writable) {
+        char msg[600];
+        if (qc_backing_locks_take(path, force, &sh->backing_locks, msg, sizeof msg) < 0) {
+            fprintf(stderr, "%s: %s: %s (--force overrides)\n", PROG, path, msg);
+            qc_image_close(&sh->img);
+            return 1;
+        }
+    }
     return 0;
 }
 
@@ -862,6 +872,7 @@ int shell_close(struct shell *sh)
     int rc = finish_writer(sh);
 
     fflush(sh->out);
+    qc_backing_locks_release(&sh->backing_locks);
     qc_image_close(&sh->img);
     return rc;
 }

@@ -17,6 +17,7 @@ struct shell {
     const char *path;
     bool writable;
     struct qc_image img;       /* held for the session: with -w it holds the locks */
+    struct qc_backing_locks backing_locks;  /* with -w: its backing chain's */
     bool have_writer;          /* a write command opened the writer */
     struct qc_writer w;
     struct qc_iocmd_session io;

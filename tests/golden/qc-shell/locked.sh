@@ -12,7 +12,7 @@ for i in $(seq 300); do [ -s holder.out ] && break; sleep 0.1; done
 qc-shell -w -c 'set lazy_refcounts' v3.qcow2; echo "exit $?"
 qc-setfeature v3.qcow2 lazy_refcounts; echo "qc-setfeature exit $?"
 qc-write v3.qcow2 -c 'write 0 512'; echo "qc-write exit $?"
-# read-only: no lock needed
+# read-only: no lock needed, a warning that a writer holds the image
 qc-shell -c 'features' -c 'check' v3.qcow2; echo "exit $?"
 # --force: the edit happens despite the lock
 qc-shell -w --force -c 'set -v lazy_refcounts' v3.qcow2; echo "exit $?"
