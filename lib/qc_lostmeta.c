@@ -1,8 +1,9 @@
 /*
  * Lost metadata or crash debris (qc_lostmeta.h): one pass over the on-disk
  * refcounts finds the leaked clusters (refcount above 0, nothing refers to
- * them), a second reads each of them and asks whether it is an L2 table
- * whose entries point at other leaked clusters.
+ * them) and those whose refcount is above their references, a second reads
+ * each leaked cluster and asks whether it is an L2 table whose entries
+ * point at clusters of either kind.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -88,7 +89,8 @@ struct scan {
     struct qc_check *c;
     struct qc_lostmeta *lm;
     uint64_t nclusters;        /* clusters inside the file that the check compared */
-    uint8_t *leaked;           /* bitmap */
+    uint8_t *leaked;           /* bitmap: refcount above 0, nothing refers to it */
+    uint8_t *over;             /* bitmap: refcount above its references (QEMU's leak) */
     uint8_t *mapped;           /* bitmap */
     uint64_t leaked_data;      /* leaked clusters holding a nonzero byte */
     uint64_t self, hits;       /* the cluster being classified, its entries at leaks */
@@ -118,6 +120,8 @@ static void find_leaks(struct scan *s)
             continue;
         lm->allocated++;
         last_alloc = k;
+        if (qc_check_computed_refcount(s->c, k) < disk)
+            set_bit(s->over, k);
         if (qc_check_computed_refcount(s->c, k) != 0)
             continue;
         set_bit(s->leaked, k);
@@ -133,7 +137,9 @@ static void visit_target(void *opaque, uint64_t target)
 {
     struct scan *s = opaque;
 
-    if (target >= s->nclusters || target == s->self || !bit(s->leaked, target))
+    /* a compressed cluster shares its host cluster with others that may
+     * still be referenced: it is leaked as soon as its refcount is too high */
+    if (target >= s->nclusters || target == s->self || !bit(s->over, target))
         return;
     s->hits++;
     if (!bit(s->mapped, target)) {
@@ -231,8 +237,9 @@ int qc_lostmeta_assess(struct qc_check *c, struct qc_lostmeta *lm)
     if (s.nclusters == 0)
         return 0;
     s.leaked = calloc((size_t)(s.nclusters / 8 + 1), 1);
+    s.over = calloc((size_t)(s.nclusters / 8 + 1), 1);
     s.mapped = calloc((size_t)(s.nclusters / 8 + 1), 1);
-    if (!s.leaked || !s.mapped || !(buf = malloc((size_t)c->cs))) {
+    if (!s.leaked || !s.over || !s.mapped || !(buf = malloc((size_t)c->cs))) {
         r = QC_E_NOMEM;
         goto out;
     }
@@ -244,6 +251,7 @@ int qc_lostmeta_assess(struct qc_check *c, struct qc_lostmeta *lm)
         verdict(&s);
 out:
     free(s.leaked);
+    free(s.over);
     free(s.mapped);
     free(buf);
     if (r < 0)

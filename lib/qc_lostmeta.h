@@ -39,8 +39,10 @@ struct qc_lostmeta {
     /* leaked clusters shaped like L2 tables mapping other leaked clusters */
     uint64_t *l2_like;         /* cluster numbers, ascending */
     size_t n_l2_like;
-    uint64_t mapped;           /* distinct leaked clusters they map */
-    uint64_t mapped_entries;   /* their entries that point at leaked clusters */
+    uint64_t mapped;           /* distinct clusters they map whose refcount is above
+                                * their references (leaked, or a compressed cluster's
+                                * host cluster partly leaked) */
+    uint64_t mapped_entries;   /* their entries that point at such clusters */
     /* the active L1 table */
     uint64_t l1_entries, l1_nonzero, l1_garbage;
     bool dirty;                /* dirty bit: refcounts may be stale (lazy refcounts) */
