@@ -108,29 +108,28 @@ static void set_bit(uint8_t *map, uint64_t k)
 }
 
 /* Which clusters are leaked, how many are allocated, whether the leaks are
- * one run at the end of the allocation. */
+ * a tail: allocations never linked lie after all linked data (the L2 table
+ * or refcount block allocated with them may follow). */
 static void find_leaks(struct scan *s)
 {
     struct qc_lostmeta *lm = s->lm;
-    uint64_t last_alloc = 0, last_leak = 0, runs = 0;
+    bool data_after_leak = false;
 
     for (uint64_t k = 0; k < s->nclusters; k++) {
-        uint64_t disk;
+        uint64_t disk, computed = qc_check_computed_refcount(s->c, k);
+        if (lm->leaked && computed && (qc_imrt_flags(&s->c->imrt, k) & QC_IMRT_F_DATA))
+            data_after_leak = true;
         if (qc_check_disk_refcount(s->c, k, &disk) < 0 || disk == 0)
             continue;
         lm->allocated++;
-        last_alloc = k;
-        if (qc_check_computed_refcount(s->c, k) < disk)
+        if (computed < disk)
             set_bit(s->over, k);
-        if (qc_check_computed_refcount(s->c, k) != 0)
+        if (computed != 0)
             continue;
         set_bit(s->leaked, k);
-        if (lm->leaked == 0 || last_leak + 1 != k)
-            runs++;
         lm->leaked++;
-        last_leak = k;
     }
-    lm->leaked_tail = runs == 1 && last_leak == last_alloc;
+    lm->leaked_tail = !data_after_leak;
 }
 
 static void visit_target(void *opaque, uint64_t target)
@@ -174,6 +173,7 @@ static int classify_leak(struct scan *s, uint8_t *buf, uint64_t k)
     qc_l2_shape_classify(buf, c->cb, c->extl2, c->file_len, &shape, visit_target, s);
     if (!shape.l2_like || s->hits == 0)
         return 0;
+    lm->mapped_entries += s->hits;
     if (lm->n_l2_like == s->l2_cap) {
         size_t n = s->l2_cap ? s->l2_cap * 2 : 64;
         uint64_t *v = realloc(lm->l2_like, n * sizeof *v);
@@ -183,7 +183,6 @@ static int classify_leak(struct scan *s, uint8_t *buf, uint64_t k)
         s->l2_cap = n;
     }
     lm->l2_like[lm->n_l2_like++] = k;
-    lm->mapped_entries += s->hits;
     return 0;
 }
 
@@ -206,15 +205,19 @@ static void verdict(struct scan *s)
 {
     struct qc_lostmeta *lm = s->lm;
 
-    if (lm->n_l2_like)
+    bool l2_maps = lm->n_l2_like && lm->mapped_entries >= QC_LM_MAPPED_MIN;
+
+    if (l2_maps)
         lm->signs |= QC_LM_L2_MAPS_LEAKED;
-    if (lm->n_l2_like && (lm->l1_nonzero == 0 || lm->l1_garbage))
+    if (l2_maps && (lm->l1_nonzero == 0 || lm->l1_garbage))
         lm->signs |= QC_LM_L1_BAD;
-    /* with lazy refcounts, stale refcounts explain mass leaks (a large
-     * discard whose refcounts were not yet lowered): only the shape of
-     * what leaked says more */
+    /* Mass leaks alone are not enough: one interrupted write whose L2
+     * updates landed in part leaves most of a small image leaked, and not
+     * as a tail.  With corruptions beside them (tables whose entries went
+     * bad) the data lost its metadata.  With lazy refcounts stale refcounts
+     * explain mass leaks (a large discard not yet counted). */
     if (!lm->dirty && s->leaked_data >= QC_LM_MOST_LEAKED_MIN &&
-        s->leaked_data * 2 > lm->allocated && !lm->leaked_tail)
+        s->leaked_data * 2 > lm->allocated && !lm->leaked_tail && s->c->res->corruptions > 0)
         lm->signs |= QC_LM_MOST_LEAKED;
     lm->lost = lm->signs != 0;
 }

@@ -23,19 +23,25 @@ struct qc_check;
 #define QC_LM_L2_MAPS_LEAKED  0x1u   /* a leaked cluster shaped like an L2 table
                                       * maps other leaked clusters */
 #define QC_LM_L1_BAD          0x2u   /* ... and the active L1 table is zero or garbage */
-#define QC_LM_MOST_LEAKED     0x4u   /* most allocated clusters are leaked, and not
-                                      * as one tail of never-linked allocations */
+#define QC_LM_MOST_LEAKED     0x4u   /* most allocated clusters are leaked, not as a
+                                      * tail of never-linked allocations, beside
+                                      * corruptions */
 
-/* Fewest leaked clusters for QC_LM_MOST_LEAKED: a tiny image's few
- * leaked clusters say nothing. */
+/* Fewest leaked clusters holding data for QC_LM_MOST_LEAKED, and fewest
+ * entries of the L2-shaped clusters pointing at leaked clusters for
+ * QC_LM_L2_MAPS_LEAKED: a few clusters are what one interrupted write can
+ * leave, and what a damaged entry of a tiny image costs; there the repair
+ * stays qemu-img check -r. */
 #define QC_LM_MOST_LEAKED_MIN 8
+#define QC_LM_MAPPED_MIN      16
 
 struct qc_lostmeta {
     bool lost;                 /* the leaks look like lost metadata */
     unsigned signs;            /* QC_LM_* */
     uint64_t allocated;        /* clusters with an on-disk refcount above 0 */
     uint64_t leaked;           /* ... of which nothing references */
-    bool leaked_tail;          /* the leaked clusters are one run ending the allocation */
+    bool leaked_tail;          /* no cluster referenced as guest data lies after the
+                                * first leaked cluster (never-linked allocations) */
     /* leaked clusters shaped like L2 tables mapping other leaked clusters */
     uint64_t *l2_like;         /* cluster numbers, ascending */
     size_t n_l2_like;

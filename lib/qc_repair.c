@@ -1758,6 +1758,14 @@ static int guard_lost_metadata(struct rep *s)
 
     if (rp->check.leaks == 0 && rp->check.corruptions == 0)
         return 0;    /* nothing to fix, nothing to lose */
+    /* snapshots the repair drops or rewrites (QEMU's fixes of the table)
+     * leave their clusters unreferenced: those leaks are the fix's own */
+    for (size_t i = 0; i < s->cap.n; i++) {
+        enum qc_problem_kind k = s->cap.v[i].kind;
+        if (k == QC_P_SNAPSHOT_INCOMPLETE || k == QC_P_SNAPSHOT_EXTRA_TOO_LARGE ||
+            k == QC_P_SNAPSHOT_OVERHANG || k == QC_P_SNAPSHOT_TABLE_TOO_BIG)
+            return 0;
+    }
     if ((r = qc_lostmeta_assess(s->c, &rp->lostmeta)) < 0)
         return r;
     rp->lostmeta_assessed = true;

@@ -152,20 +152,57 @@ static enum qc_repair_status verdict(struct img *m, struct qc_lostmeta *out)
     return st;
 }
 
-static void lost_l1_entry(void **state)
+/* make_image with N data clusters (5..4+N) mapped by the L2 table. */
+static struct img image_with_data(unsigned n)
 {
     struct img m = make_image(4);
+
+    m.b = realloc(m.b, (5 + n) * CS);
+    m.len = (5 + n) * CS;
+    for (unsigned i = 0; i < n; i++) {
+        qc_put_be64(m.b + 4 * CS + 8 * i, QC_OFLAG_COPIED | (uint64_t)(5 + i) * CS);
+        memset(m.b + (5 + i) * CS, 0x40 + i, CS);
+        set_refcount(&m, 5 + i, 1);
+    }
+    return m;
+}
+
+static void lost_l1_entry(void **state)
+{
+    struct img m = image_with_data(QC_LM_MAPPED_MIN);
     struct qc_lostmeta lm;
     (void)state;
 
-    qc_put_be64(m.b + 3 * CS, 0);          /* L2 (4) and its data (5) leak */
+    qc_put_be64(m.b + 3 * CS, 0);          /* the L2 table (4) and its data leak */
     assert_int_equal(verdict(&m, &lm), QC_REPAIR_LOST_METADATA);
     assert_true(lm.lost);
     assert_true(lm.signs & QC_LM_L2_MAPS_LEAKED);
     assert_true(lm.signs & QC_LM_L1_BAD);   /* the only L1 entry is gone */
     assert_int_equal(lm.n_l2_like, 1);
-    assert_int_equal(lm.leaked, 2);
-    assert_int_equal(lm.mapped, 1);
+    assert_int_equal(lm.leaked, 1 + QC_LM_MAPPED_MIN);
+    assert_int_equal(lm.mapped, QC_LM_MAPPED_MIN);
+    assert_int_equal(lm.mapped_entries, QC_LM_MAPPED_MIN);
+
+    /* a garbled entry: the same */
+    m = image_with_data(QC_LM_MAPPED_MIN);
+    qc_put_be64(m.b + 3 * CS, 0x200);      /* unaligned, in the header cluster */
+    assert_int_equal(verdict(&m, &lm), QC_REPAIR_LOST_METADATA);
+    assert_true(lm.signs & QC_LM_L1_BAD);
+    assert_int_equal(lm.l1_garbage, 1);
+}
+
+/* Below QC_LM_MAPPED_MIN entries the repair stays QEMU's. */
+static void few_clusters(void **state)
+{
+    struct img m = image_with_data(QC_LM_MAPPED_MIN - 1);
+    struct qc_lostmeta lm;
+    (void)state;
+
+    qc_put_be64(m.b + 3 * CS, 0);
+    assert_int_equal(verdict(&m, &lm), QC_REPAIR_PLANNED);
+    assert_false(lm.lost);
+    assert_int_equal(lm.n_l2_like, 1);
+    assert_int_equal(lm.mapped_entries, QC_LM_MAPPED_MIN - 1);
 }
 
 static void crash_debris(void **state)
@@ -194,6 +231,7 @@ int main(void)
         cmocka_unit_test(extended_entries),
         cmocka_unit_test(clusters),
         cmocka_unit_test(lost_l1_entry),
+        cmocka_unit_test(few_clusters),
         cmocka_unit_test(crash_debris),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
