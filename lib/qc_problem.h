@@ -115,6 +115,7 @@ enum qc_severity {
     X(BITMAP_TABLE_DAMAGE,  "bitmap-table-damage",  INFO,   false, "bitmap table entry or data cluster past the end of the file") \
     X(L2_PAST_EOF,          "l2-past-eof",          INFO,   false, "L2 table partly past the end of the file (read as zeros)") \
     X(REFBLOCK_PAST_EOF,    "refblock-past-eof",    INFO,   false, "refcount block partly past the end of the file (read as zeros)") \
+    X(LOST_METADATA,        "lost-metadata",        INFO,   false, "leaked clusters that look like lost metadata (L2 tables mapping other leaked clusters): qc-repair refuses, qc-salvage recovers") \
     X(QEMU_REPORT,          "report",               INFO,   false, "a line of QEMU's report that is not a finding of its own")
 
 enum qc_problem_kind {

@@ -1744,6 +1744,36 @@ out:
     return r;
 }
 
+/* Before anything is planned: do the leaks look like lost metadata?  1
+ * when the repair stops there (QC_REPAIR_LOST_METADATA). */
+static int guard_lost_metadata(struct rep *s)
+{
+    struct qc_repair *rp = s->rp;
+    int r;
+
+    if (rp->check.leaks == 0 && rp->check.corruptions == 0)
+        return 0;    /* nothing to fix, nothing to lose */
+    /* snapshots the repair drops or rewrites (QEMU's fixes of the table)
+     * leave their clusters unreferenced: those leaks are the fix's own */
+    for (size_t i = 0; i < s->cap.n; i++) {
+        enum qc_problem_kind k = s->cap.v[i].kind;
+        if (k == QC_P_SNAPSHOT_INCOMPLETE || k == QC_P_SNAPSHOT_EXTRA_TOO_LARGE ||
+            k == QC_P_SNAPSHOT_OVERHANG || k == QC_P_SNAPSHOT_TABLE_TOO_BIG)
+            return 0;
+    }
+    if ((r = qc_lostmeta_assess(s->c, &rp->lostmeta)) < 0)
+        return r;
+    rp->lostmeta_assessed = true;
+    if (!rp->lostmeta.lost)
+        return 0;
+    if (s->o->lost_metadata)
+        s->o->lost_metadata(s->o->opaque, &rp->lostmeta);
+    if (s->o->repair_lost_metadata)
+        return 0;
+    rp->status = QC_REPAIR_LOST_METADATA;
+    return 1;
+}
+
 int qc_repair_plan(const char *path, const struct qc_repair_opts *opts, struct qc_repair *rp)
 {
     struct qc_check_opts co = { 0 };
@@ -1788,6 +1818,10 @@ int qc_repair_plan(const char *path, const struct qc_repair_opts *opts, struct q
         }
         goto out;
     }
+    if (opts->assess_lost_metadata && (r = guard_lost_metadata(&s)) != 0) {
+        r = r < 0 ? r : 0;
+        goto out;
+    }
     r = run(&s);
 out:
     free(s.cap.v);
@@ -1824,4 +1858,5 @@ void qc_repair_free(struct qc_repair *rp)
     qc_check_free(rp->ctx);
     rp->ctx = NULL;
     qc_check_result_free(&rp->check);
+    qc_lostmeta_free(&rp->lostmeta);
 }

@@ -24,6 +24,7 @@
 #include <stdint.h>
 
 #include "qc_check.h"
+#include "qc_lostmeta.h"
 #include "qc_plan.h"
 
 enum qc_repair_mode {
@@ -36,6 +37,7 @@ enum qc_repair_status {
     QC_REPAIR_CHECK_FAILED,  /* the check could not run or stopped (see check) */
     QC_REPAIR_NEED_REBUILD,  /* -r leaks but the refcount structure is broken */
     QC_REPAIR_FAILED,        /* the repair run stops (QEMU: "Check failed", error) */
+    QC_REPAIR_LOST_METADATA, /* the leaks look like lost metadata: no plan (see lostmeta) */
 };
 
 struct qc_repair_opts {
@@ -46,6 +48,13 @@ struct qc_repair_opts {
     /* problems the first check keeps in its result (0: the check's
      * default); a caller that shows no problem list can keep few */
     size_t problem_limit;
+    /* Tell lost metadata from crash debris (qc_lostmeta.h) before planning:
+     * when the leaks look like lost metadata, LOST_METADATA is called with
+     * the verdict (before any repair line) and nothing is planned
+     * (QC_REPAIR_LOST_METADATA) unless REPAIR_LOST_METADATA. */
+    bool assess_lost_metadata;
+    bool repair_lost_metadata;
+    void (*lost_metadata)(void *opaque, const struct qc_lostmeta *lm);
 };
 
 struct qc_repair {
@@ -76,6 +85,9 @@ struct qc_repair {
     /* what the repair changes beyond QEMU's lines and why (one line each) */
     char **notes;
     size_t nnotes;
+    /* the lost-metadata verdict (with opts.assess_lost_metadata) */
+    bool lostmeta_assessed;
+    struct qc_lostmeta lostmeta;
 };
 
 /* Checks PATH and plans its repair.  Returns 0 (see RP->status) or a

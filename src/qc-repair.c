@@ -39,8 +39,9 @@ static const char usage_text[] =
     "      --undo FILE        put a backup back: the image as before the repair;\n"
     "                         refused unless the image is as the repair left it\n"
     "      --force            ignore locks held on the image by other processes,\n"
-    "                         replace an existing write log or record; with\n"
-    "                         --undo, also restore despite differences\n"
+    "                         replace an existing write log or record, free\n"
+    "                         leaks that look like lost metadata (see below);\n"
+    "                         with --undo, also restore despite differences\n"
     "      --output=human     qemu-img check -r's report (default)\n"
     "      --output=json      qemu-img check's JSON of the result, with leaks-fixed\n"
     "                         and corruptions-fixed\n"
@@ -48,6 +49,10 @@ static const char usage_text[] =
     QC_IO_OPTIONS_HELP
     "  -h, --help             this text\n"
     "      --version          version\n"
+    "\n"
+    "Leaked clusters that look like lost metadata (L2 tables mapping other leaked\n"
+    "clusters: a zeroed or garbled L1 table) are not freed: nothing is written,\n"
+    "exit status 1; qc-salvage IMAGE OUT recovers the disk into a new file.\n"
     "\n"
     "Exit status (for the image after the repair): 0 clean, 1 failed,\n"
     "2 corruptions left, 3 leaks left, 63 not qcow2, 64 usage error,\n"
@@ -76,10 +81,17 @@ static void print_event(void *opaque, const struct qc_check_event *ev)
         putc_unlocked('\n', stderr);
 }
 
-static void print_result(const char *path, const struct qc_check_result *r, bool json)
+struct qc_lostmeta;
+static struct json_object *lost_metadata_json(const struct qc_lostmeta *lm, bool repaired);
+
+/* LM: a lost-metadata verdict the repair went past (--force), or NULL. */
+static void print_result(const char *path, const struct qc_check_result *r, bool json,
+                         const struct qc_lostmeta *lm)
 {
     if (json) {
         struct json_object *o = qc_json_check_result(path, r);
+        if (lm)
+            json_object_object_add(o, "lost-metadata", lost_metadata_json(lm, true));
         qc_json_print(stdout, o);
         json_object_put(o);
     } else {
@@ -273,6 +285,130 @@ static int undo(const char *image, const char *backup, bool force, const struct 
     return r;
 }
 
+
+/* --- lost metadata ----------------------------------------------------------- */
+
+enum lm_outcome { LM_REFUSED, LM_FORCED, LM_DRY_RUN };
+
+struct lm_print {
+    const char *image;
+    enum lm_outcome outcome;
+};
+
+/* TEXT as lines of at most 78 columns, each "qc-repair: " first, so that
+ * the paragraph stands apart from QEMU's lines. */
+static void print_wrapped(FILE *out, const char *text)
+{
+    const size_t width = 78 - sizeof PROG - 1;
+
+    while (*text) {
+        size_t n = strlen(text), cut = n;
+        if (n > width) {
+            for (cut = width; cut > 0 && text[cut] != ' '; cut--)
+                ;
+            if (cut == 0)
+                cut = width;
+        }
+        fprintf(out, PROG ": %.*s\n", (int)cut, text);
+        text += cut;
+        while (*text == ' ')
+            text++;
+    }
+}
+
+/* "clusters 5, 6 and 7" (the first few, then how many more). */
+static void append_clusters(char *buf, size_t cap, const struct qc_lostmeta *lm)
+{
+    size_t len = strlen(buf), shown = lm->n_l2_like < 8 ? lm->n_l2_like : 8;
+
+    len += (size_t)snprintf(buf + len, cap - len, "%s", lm->n_l2_like == 1 ? "cluster" : "clusters");
+    for (size_t i = 0; i < shown && len < cap; i++)
+        len += (size_t)snprintf(buf + len, cap - len, "%s %" PRIu64,
+                                i == 0 ? "" : i + 1 == lm->n_l2_like ? " and" : ",",
+                                lm->l2_like[i]);
+    if (shown < lm->n_l2_like && len < cap)
+        snprintf(buf + len, cap - len, " and %zu more", lm->n_l2_like - shown);
+}
+
+/* One paragraph on stderr: what was found, what freeing it would lose,
+ * what to do instead. */
+static void print_lost_metadata(const char *image, const struct qc_lostmeta *lm,
+                                enum lm_outcome outcome)
+{
+    char buf[2048];
+    size_t len;
+
+    snprintf(buf, sizeof buf, "%s: of %" PRIu64 " allocated clusters, %" PRIu64 " are leaked "
+             "and look like lost metadata, not crash debris:", qc_esc(image), lm->allocated,
+             lm->leaked);
+    len = strlen(buf);
+    if (lm->n_l2_like) {
+        snprintf(buf + len, sizeof buf - len, " %zu leaked %s shaped like L2 tables (", lm->n_l2_like,
+                 lm->n_l2_like == 1 ? "cluster is" : "clusters are");
+        append_clusters(buf, sizeof buf, lm);
+        len = strlen(buf);
+        snprintf(buf + len, sizeof buf - len, ") with %" PRIu64 " entries mapping %" PRIu64
+                 " other leaked data clusters;", lm->mapped_entries, lm->mapped);
+        len = strlen(buf);
+    }
+    if ((lm->signs & QC_LM_L1_BAD) && lm->l1_garbage)
+        snprintf(buf + len, sizeof buf - len, " the active L1 table holds %" PRIu64
+                 " entries no L2 table can be at;", lm->l1_garbage);
+    else if (lm->signs & QC_LM_L1_BAD)
+        snprintf(buf + len, sizeof buf - len, " the active L1 table is all zeros;");
+    len = strlen(buf);
+    if (lm->signs & QC_LM_MOST_LEAKED)
+        snprintf(buf + len, sizeof buf - len, " most of the image's data is leaked at once;");
+    len = strlen(buf);
+    snprintf(buf + len, sizeof buf - len, " freeing them, as qemu-img check -r does, would lose "
+             "the guest data they hold. %s Recover the disk into a new file with "
+             "'qc-salvage %s OUT'%s.",
+             outcome == LM_REFUSED ? "Nothing was changed." :
+             outcome == LM_DRY_RUN ? "Without --force qc-repair changes nothing." :
+                                     "--force: repairing as qemu-img check -r does.",
+             qc_esc(image), outcome == LM_FORCED ? " next time" :
+             "; --force frees them as qemu-img check -r does");
+    print_wrapped(stderr, buf);
+    fflush(stderr);
+}
+
+static void print_lost_metadata_cb(void *opaque, const struct qc_lostmeta *lm)
+{
+    const struct lm_print *p = opaque;
+    print_lost_metadata(p->image, lm, p->outcome);
+}
+
+/* The verdict as JSON (the catalogue's kind, the signs, the clusters). */
+static struct json_object *lost_metadata_json(const struct qc_lostmeta *lm, bool repaired)
+{
+    struct json_object *o = json_object_new_object(), *signs = json_object_new_array();
+    struct json_object *l2 = json_object_new_array();
+
+    json_object_object_add(o, "kind", json_object_new_string(qc_problem_info(QC_P_LOST_METADATA)->id));
+    json_object_object_add(o, "lost", json_object_new_boolean(lm->lost));
+    if (lm->signs & QC_LM_L2_MAPS_LEAKED)
+        json_object_array_add(signs, json_object_new_string("l2-maps-leaked"));
+    if (lm->signs & QC_LM_L1_BAD)
+        json_object_array_add(signs, json_object_new_string("l1-bad"));
+    if (lm->signs & QC_LM_MOST_LEAKED)
+        json_object_array_add(signs, json_object_new_string("most-leaked"));
+    json_object_object_add(o, "signs", signs);
+    json_object_object_add(o, "allocated-clusters", qc_json_u64(lm->allocated));
+    json_object_object_add(o, "leaked-clusters", qc_json_u64(lm->leaked));
+    for (size_t i = 0; i < lm->n_l2_like; i++)
+        json_object_array_add(l2, qc_json_u64(lm->l2_like[i]));
+    json_object_object_add(o, "l2-like-clusters", l2);
+    json_object_object_add(o, "mapped-clusters", qc_json_u64(lm->mapped));
+    json_object_object_add(o, "mapped-entries", qc_json_u64(lm->mapped_entries));
+    json_object_object_add(o, "l1-entries", qc_json_u64(lm->l1_entries));
+    json_object_object_add(o, "l1-nonzero", qc_json_u64(lm->l1_nonzero));
+    json_object_object_add(o, "l1-garbage", qc_json_u64(lm->l1_garbage));
+    json_object_object_add(o, "dirty", json_object_new_boolean(lm->dirty));
+    json_object_object_add(o, "repaired", json_object_new_boolean(repaired));
+    json_object_object_add(o, "salvage", json_object_new_string("qc-salvage"));
+    return o;
+}
+
 /* --- repair ------------------------------------------------------------------ */
 
 static int check_failed(const struct qc_check_result *r)
@@ -309,6 +445,8 @@ static void dry_run_output(const char *image, const struct qc_repair *rp, bool j
         json_object_object_add(o, "remaining", json_object_new_int64(rp->remaining));
         json_object_object_add(o, "rebuild", json_object_new_boolean(rp->rebuild));
         json_object_object_add(o, "plan", qc_plan_json(&rp->plan));
+        if (rp->lostmeta_assessed && rp->lostmeta.lost)
+            json_object_object_add(o, "lost-metadata", lost_metadata_json(&rp->lostmeta, false));
         json_object_object_add(o, "check", qc_json_check_result(image, &rp->check));
         qc_json_print(stdout, o);
         json_object_put(o);
@@ -322,11 +460,26 @@ static void dry_run_output(const char *image, const struct qc_repair *rp, bool j
     qc_plan_print(stdout, &rp->plan);
 }
 
+/* Nothing was written: the first check's result, with the verdict. */
+static int refuse_lost_metadata(const char *image, const struct qc_repair *rp, bool json)
+{
+    if (json) {
+        struct json_object *o = qc_json_check_result(image, &rp->check);
+        json_object_object_add(o, "lost-metadata", lost_metadata_json(&rp->lostmeta, false));
+        qc_json_print(stdout, o);
+        json_object_put(o);
+        fflush(stdout);
+    }
+    return 1;
+}
+
 static int repair(const char *image, enum qc_repair_mode mode, bool dry_run, const char *backup,
                   bool force, bool json, const struct qc_io_opts *io)
 {
     /* the human report shows no problem list: the first check keeps one */
-    struct qc_repair_opts ro = { mode, print_event, NULL, json ? 0 : 1 };
+    struct lm_print lmp = { image, dry_run ? LM_DRY_RUN : force ? LM_FORCED : LM_REFUSED };
+    struct qc_repair_opts ro = { mode, print_event, &lmp, json ? 0 : 1, true, force || dry_run,
+                                 print_lost_metadata_cb };
     struct qc_repair rp;
     struct qc_file f;
     struct keep before, after;
@@ -334,6 +487,7 @@ static int repair(const char *image, enum qc_repair_mode mode, bool dry_run, con
     const char *what = NULL, *berr = "";
     struct qc_backing_locks bl = { .n = 0 };
     char lock_msg[600];
+    const struct qc_lostmeta *forced_past = NULL;
     bool opened = false;
     int r, rc;
 
@@ -369,6 +523,9 @@ static int repair(const char *image, enum qc_repair_mode mode, bool dry_run, con
         fprintf(stderr, "qemu-img: Check failed: %s\n", rp.error ? qc_strerror(rp.error) : strerror(EIO));
         rc = 1;
         goto out;
+    case QC_REPAIR_LOST_METADATA:
+        rc = refuse_lost_metadata(image, &rp, json);
+        goto out;
     case QC_REPAIR_PLANNED:
         break;
     }
@@ -402,6 +559,8 @@ static int repair(const char *image, enum qc_repair_mode mode, bool dry_run, con
         fprintf(stderr, PROG ": %s: %s: %s; it still undoes the repair, as one that did "
                 "not finish\n", backup, berr, qc_strerror(r));
     qc_repair_release(&rp);
+    if (rp.lostmeta_assessed && rp.lostmeta.lost)
+        forced_past = &rp.lostmeta;
     keep_read(&after, &f, before.bmdir_off, before.bmdir_len, false);
     print_notes(&rp);
     keep_compare(&before, &after, &rp);
@@ -433,7 +592,7 @@ static int repair(const char *image, enum qc_repair_mode mode, bool dry_run, con
         } else {
             r2.corruptions_fixed = rp.corruptions_fixed;
             r2.leaks_fixed = rp.leaks_fixed;
-            print_result(image, &r2, json);
+            print_result(image, &r2, json, forced_past);
             fflush(stdout);
             if (r2.check_errors)
                 fprintf(stderr, "qemu-img: Check failed\n");
@@ -446,7 +605,7 @@ static int repair(const char *image, enum qc_repair_mode mode, bool dry_run, con
         res.corruptions = rp.corruptions;
         res.leaks = rp.leaks;
         res.check_errors = rp.check_errors;
-        print_result(image, &res, json);
+        print_result(image, &res, json, forced_past);
         fflush(stdout);
         if (res.check_errors)
             fprintf(stderr, "qemu-img: Check failed\n");
