@@ -238,7 +238,10 @@ static void mark_refcounts(struct qc_salvage *s, const struct qc_header *h)
 static bool snapshot_sane(const struct qc_salvage *s, const struct qc_snapshot *sn)
 {
     uint64_t cs = s->cluster_size;
-    return (sn->l1_table_offset & (cs - 1)) == 0 &&
+    /* QEMU always gives a snapshot an ID and an L1 table; zeros past the
+     * real entries would parse as entries without either */
+    return sn->id_str_size > 0 && sn->l1_table_offset != 0 &&
+           (sn->l1_table_offset & (cs - 1)) == 0 &&
            (sn->l1_size == 0 || qc_file_has(s->f, sn->l1_table_offset, (uint64_t)sn->l1_size * 8));
 }
 
