@@ -17,6 +17,7 @@ enum qc_salvage_role {
     QC_SR_DATA,         /* data of the disk being salvaged */
     QC_SR_CANDIDATE,    /* an orphan L2 table candidate */
     QC_SR_L1_CANDIDATE, /* an orphan L1-like table */
+    QC_SR_OTHER_DATA,   /* data of another disk (may be shared with this one) */
 };
 
 int qc_salvage_add_range(struct qc_salvage *s, uint64_t guest, uint64_t len,

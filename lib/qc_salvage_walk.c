@@ -244,6 +244,25 @@ static void judge_slots(struct qc_walk *w)
     }
 }
 
+/* The data an L2 table of another disk names: not orphans either. */
+static void mark_other_data(struct qc_walk *w, uint64_t l2_off)
+{
+    struct qc_salvage *s = w->s;
+    if (qc_walk_read(w, l2_off))
+        return;
+    for (uint64_t j = 0; j < s->cluster_size / w->esize; j++) {
+        uint64_t raw = qc_be64(w->buf + j * w->esize);
+        uint64_t off = raw & QC_L2E_OFFSET_MASK;
+        if (raw & QC_OFLAG_COMPRESSED) {
+            struct qc_compressed_geom g = qc_compressed_geom(s->cluster_bits);
+            struct qc_compressed_desc d = qc_compressed_decode(&g, raw & ~QC_OFLAG_COMPRESSED);
+            qc_salvage_set_role(s, d.offset, d.size, QC_SR_OTHER_DATA, true);
+        } else if (off && (off & (s->cluster_size - 1)) == 0) {
+            qc_salvage_set_role(s, off, s->cluster_size, QC_SR_OTHER_DATA, true);
+        }
+    }
+}
+
 /* The L1 and L2 tables of the other disks (snapshots, or the active disk
  * when a snapshot is salvaged): not orphans, whatever they look like. */
 static void mark_other_tree(struct qc_walk *w, uint64_t l1_off, uint32_t l1_size)
@@ -258,9 +277,12 @@ static void mark_other_tree(struct qc_walk *w, uint64_t l1_off, uint32_t l1_size
         if (qc_file_read(s->f, l1_off + 8ull * i, e, 8))
             return;
         uint64_t raw = qc_be64(e);
-        if (qc_scan_l1_entry_valid(raw, s->cluster_bits, s->f->size))
+        if (qc_scan_l1_entry_valid(raw, s->cluster_bits, s->f->size) &&
+            s->role[(raw & QC_L1E_OFFSET_MASK) / s->cluster_size] == QC_SR_NONE) {
             qc_salvage_set_role(s, raw & QC_L1E_OFFSET_MASK, s->cluster_size,
                                 QC_SR_OTHER_META, true);
+            mark_other_data(w, raw & QC_L1E_OFFSET_MASK);
+        }
     }
 }
 
