@@ -82,32 +82,57 @@ static int drop_conflicting(struct qc_walk *w)
     return 0;
 }
 
+/* Marks the clusters the table in W->buf names as data: a candidate that a
+ * table names as data is guest data that looks like a table, or the two
+ * are ambiguous; either way it is not placed. */
+static void mark_named(struct qc_walk *w, uint8_t *named)
+{
+    struct qc_salvage *s = w->s;
+    for (uint64_t j = 0; j < s->cluster_size / 8; j++) {
+        uint64_t raw = qc_be64(w->buf + 8 * j);
+        if (!qc_scan_l2_entry_valid(raw, s->cluster_bits, s->f->size))
+            continue;
+        uint64_t c = entry_cluster(s, raw);
+        if (c < s->nclusters)
+            named[c] = 1;
+    }
+}
+
 int qc_walk_find_candidates(struct qc_walk *w)
 {
     struct qc_salvage *s = w->s;
     w->cand = calloc(s->nclusters + 1, 8);
     w->cand_slot = calloc(s->nclusters + 1, sizeof(int64_t));
     w->l1cand = calloc(s->nclusters + 1, 8);
-    if (!w->cand || !w->cand_slot || !w->l1cand)
+    uint8_t *named = calloc(s->nclusters + 1, 1);
+    if (!w->cand || !w->cand_slot || !w->l1cand || !named) {
+        free(named);
         return QC_E_NOMEM;
+    }
     for (uint64_t c = 0; c < s->nclusters; c++) {
-        if (s->cls[c] != QC_SC_TABLE || s->role[c] != QC_SR_NONE)
+        bool tablish = s->cls[c] == QC_SC_TABLE || s->cls[c] == QC_SC_TABLE_DAMAGED;
+        if (!tablish || (s->role[c] != QC_SR_NONE && s->role[c] != QC_SR_L2))
             continue;
         int rc = qc_walk_read(w, c * s->cluster_size);
-        if (rc)
+        if (rc) {
+            free(named);
             return rc;
-        int kind = table_kind(w);
+        }
+        int kind = s->role[c] == QC_SR_NONE && s->cls[c] == QC_SC_TABLE ? table_kind(w) : 0;
+        if (kind != 2)
+            mark_named(w, named);
         if (kind == 1)
             w->cand[w->ncand++] = c * s->cluster_size;
         else if (kind == 2)
             w->l1cand[w->nl1cand++] = c * s->cluster_size;
     }
     for (uint64_t k = 0; k < w->ncand; k++) {
-        w->cand_slot[k] = -1;
+        w->cand_slot[k] = named[w->cand[k] / s->cluster_size] ? -2 : -1;
         s->role[w->cand[k] / s->cluster_size] = QC_SR_CANDIDATE;
     }
     for (uint64_t k = 0; k < w->nl1cand; k++)
         s->role[w->l1cand[k] / s->cluster_size] = QC_SR_L1_CANDIDATE;
+    free(named);
     return drop_conflicting(w);
 }
 
