@@ -100,27 +100,6 @@ static int compressed_entry(struct qc_walk *w, uint64_t guest, uint64_t raw, uin
     return qc_salvage_add_range(s, guest, s->cluster_size, st, raw, d.offset, evidence);
 }
 
-/* 512-byte sectors of the table in W->buf holding an entry that is not an
- * L2 entry, against sectors whose nonzero entries all are: a torn or
- * misdirected write garbles a few sectors, other data garbles them all. */
-static void count_sectors(struct qc_walk *w, uint64_t *clean, uint64_t *garbled)
-{
-    struct qc_salvage *s = w->s;
-    *clean = *garbled = 0;
-    for (uint64_t sec = 0; sec < s->cluster_size / 512; sec++) {
-        bool any = false, bad = false;
-        for (uint64_t j = 0; j < 512 / w->esize; j++) {
-            uint64_t raw = qc_be64(w->buf + sec * 512 + j * w->esize);
-            if (raw == 0)
-                continue;
-            any = true;
-            bad |= !qc_scan_l2_entry_valid(raw, s->cluster_bits, s->f->size);
-        }
-        *garbled += bad;
-        *clean += any && !bad;
-    }
-}
-
 int qc_walk_l2(struct qc_walk *w, uint64_t i, uint64_t off, enum qc_salvage_status st,
                const char *evidence)
 {
@@ -129,7 +108,8 @@ int qc_walk_l2(struct qc_walk *w, uint64_t i, uint64_t off, enum qc_salvage_stat
     if (rc)
         return rc;
     uint64_t clean, garbled;
-    count_sectors(w, &clean, &garbled);
+    qc_scan_sectors(w->buf, s->cluster_size, w->esize, s->cluster_bits, s->f->size, &clean,
+                    &garbled);
     if (garbled > clean) {
         qc_salvage_add_damage(s, "L2 table", off, "most sectors hold entries that are not L2 entries",
                               "nothing: its guest range is lost");

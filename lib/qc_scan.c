@@ -93,6 +93,25 @@ static bool all_zero(const uint8_t *buf, size_t len)
     return true;
 }
 
+void qc_scan_sectors(const uint8_t *buf, size_t len, unsigned esize, unsigned cluster_bits,
+                     uint64_t file_size, uint64_t *clean, uint64_t *garbled)
+{
+    uint64_t limit = file_size > (1ull << 40) ? file_size : (1ull << 40);
+    *clean = *garbled = 0;
+    for (size_t sec = 0; sec + 512 <= len; sec += 512) {
+        bool any = false, bad = false;
+        for (size_t j = 0; j < 512; j += esize) {
+            uint64_t raw = qc_be64(buf + sec + j);
+            if (raw == 0)
+                continue;
+            any = true;
+            bad |= !qc_scan_l2_entry_valid(raw, cluster_bits, limit);
+        }
+        *garbled += bad;
+        *clean += any && !bad;
+    }
+}
+
 enum qc_scan_class qc_scan_classify(const uint8_t *buf, size_t len, unsigned cluster_bits,
                                     uint64_t file_size)
 {
@@ -106,7 +125,9 @@ enum qc_scan_class qc_scan_classify(const uint8_t *buf, size_t len, unsigned clu
         return QC_SC_TABLE;
     if (refblock_like(buf, len))
         return QC_SC_REFBLOCK;
-    if (c.valid > c.invalid)
+    uint64_t clean, garbled;
+    qc_scan_sectors(buf, len, 8, cluster_bits, file_size, &clean, &garbled);
+    if (c.valid > 0 && clean > garbled)
         return QC_SC_TABLE_DAMAGED;
     return QC_SC_DATA;
 }

@@ -46,6 +46,15 @@ bool qc_scan_l1_entry_valid(uint64_t raw, unsigned cluster_bits, uint64_t file_s
 void qc_scan_count(const uint8_t *buf, size_t len, unsigned cluster_bits, uint64_t file_size,
                    struct qc_scan_counts *c);
 
+/* The 512-byte sectors of a table (entries ESIZE bytes apart, 8 or 16)
+ * whose nonzero entries are all well-formed L2 entries (CLEAN) and those
+ * holding one that is not (GARBLED).  Well-formed: valid for a file of at
+ * least 1 TiB, so that entries past the end of a truncated file do not
+ * count, while bytes of other structures or data do.  A torn or
+ * misdirected write garbles a few sectors, other content garbles them all. */
+void qc_scan_sectors(const uint8_t *buf, size_t len, unsigned esize, unsigned cluster_bits,
+                     uint64_t file_size, uint64_t *clean, uint64_t *garbled);
+
 /* Classifies one cluster (LEN bytes, a power of two of at least 512). */
 enum qc_scan_class qc_scan_classify(const uint8_t *buf, size_t len, unsigned cluster_bits,
                                     uint64_t file_size);
