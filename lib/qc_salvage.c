@@ -176,6 +176,8 @@ static int header_geometry(struct qc_salvage *s, const struct qc_header *h)
     s->compression_type = h->compression_type;
     s->compression_known = true;
     s->has_backing = h->backing_file_offset != 0 && h->backing_file_size != 0;
+    s->backing_name_offset = h->backing_file_offset;
+    s->backing_name_size = h->backing_file_size;
     return 0;
 }
 

@@ -18,7 +18,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct qc_file;
+#include "qc_io.h"
+
+struct qc_chain;
 
 enum qc_salvage_status {
     QC_SV_UNALLOCATED,     /* reads as zeros, as an intact table says */
@@ -69,6 +71,9 @@ struct qc_salvage {
     unsigned compression_type;
     bool compression_known;  /* from the header; else both are tried */
     bool has_backing;        /* unallocated ranges would read from it */
+    uint64_t backing_name_offset;   /* where the header keeps its name */
+    uint32_t backing_name_size;
+    bool backing_read;       /* the caller opened it: gaps read from it */
 
     struct qc_salvage_range *r;   /* sorted by guest offset, not overlapping */
     size_t nr, cap_r;
@@ -115,5 +120,26 @@ int qc_salvage_exit_status(const struct qc_salvage *s);
 typedef int (*qc_salvage_span_fn)(void *opaque, const struct qc_salvage_range *span);
 int qc_salvage_spans(const struct qc_salvage *s, bool merge, qc_salvage_span_fn fn,
                      void *opaque);
+
+/* The backing file of a salvaged image, opened as qemu-img opens it (a
+ * qcow2 chain, or a raw file), under qc_follow's rules for names from a
+ * header. */
+struct qc_salvage_backing {
+    bool open;
+    bool is_chain;
+    struct qc_chain *chain;
+    struct qc_file raw;
+};
+/* Opens the backing file S's header names (IMAGE locates a relative name)
+ * and sets S->backing_read.  Returns 0, or a negative code with a
+ * malloc'ed sentence in *WHY (the gaps then stay lost). */
+int qc_salvage_backing_open(struct qc_salvage *s, struct qc_salvage_backing *b,
+                            const char *image, char **why);
+/* Guest bytes of the backing file (zeros past its end). */
+int qc_salvage_backing_read(struct qc_salvage_backing *b, uint64_t off, uint8_t *buf,
+                            size_t len);
+void qc_salvage_backing_close(struct qc_salvage_backing *b);
+/* The file descriptor of the opened backing file, or -1. */
+int qc_salvage_backing_fd(const struct qc_salvage_backing *b);
 
 #endif

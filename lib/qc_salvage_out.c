@@ -78,7 +78,10 @@ static struct qc_salvage_range gap(const struct qc_salvage *s, uint64_t from, ui
 {
     struct qc_salvage_range g = { from, to - from, QC_SV_UNALLOCATED, 0, 0,
                                   "unallocated in an intact table" };
-    if (s->has_backing) {
+    if (s->has_backing && s->backing_read) {
+        g.status = QC_SV_KNOWN;
+        g.evidence = "unallocated: read from the backing file";
+    } else if (s->has_backing) {
         g.status = QC_SV_LOST;
         g.evidence = "unallocated: the backing file would supply it (not read)";
     }

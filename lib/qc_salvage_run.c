@@ -24,6 +24,7 @@ struct run {
     struct qc_file f;
     struct qc_protect prot;
     struct qc_salvage s;
+    struct qc_salvage_backing back;
     uint8_t *buf;
 };
 
@@ -56,9 +57,40 @@ static bool all_zero(const uint8_t *b, size_t n)
 typedef int (*cluster_fn)(struct run *r, uint64_t guest, const uint8_t *buf, size_t len,
                           void *opaque);
 
+struct backing_walk {
+    struct run *r;
+    cluster_fn fn;
+    void *opaque;
+};
+
+/* The gaps an intact table leaves to the backing file, read through it. */
+static int backing_span(void *opaque, const struct qc_salvage_range *g)
+{
+    struct backing_walk *b = opaque;
+    struct run *r = b->r;
+    if (g->status != QC_SV_KNOWN || g->entry || g->host)
+        return 0;
+    uint64_t cs = r->s.cluster_size;
+    for (uint64_t off = g->guest; off < g->guest + g->len; off += cs) {
+        size_t len = g->guest + g->len - off < cs ? (size_t)(g->guest + g->len - off) : (size_t)cs;
+        int rc = qc_salvage_backing_read(&r->back, off, r->buf, len);
+        if (rc)
+            return fail(r, "backing file", qc_strerror(rc));
+        if (!all_zero(r->buf, len) && (rc = b->fn(r, off, r->buf, len, b->opaque)) != 0)
+            return rc;
+    }
+    return 0;
+}
+
 static int each_recovered(struct run *r, cluster_fn fn, void *opaque)
 {
     struct qc_salvage *s = &r->s;
+    if (s->backing_read) {
+        struct backing_walk b = { r, fn, opaque };
+        int rc = qc_salvage_spans(s, false, backing_span, &b);
+        if (rc)
+            return rc;
+    }
     for (size_t i = 0; i < s->nr; i++) {
         const struct qc_salvage_range *g = &s->r[i];
         if (g->status != QC_SV_KNOWN && g->status != QC_SV_RECONSTRUCTED)
@@ -218,6 +250,22 @@ static void summary(struct run *r)
             t.bytes[QC_SV_LOST], r->s.no);
 }
 
+/* A backing file that cannot be opened leaves its ranges lost, with a note. */
+static void open_backing(struct run *r)
+{
+    char *why = NULL;
+    if (!r->s.has_backing)
+        return;
+    if (qc_salvage_backing_open(&r->s, &r->back, r->o->image, &why) != 0) {
+        fprintf(stderr, "%s: the backing file is not read (its ranges are lost): ", r->prog);
+        qc_fput_escaped(stderr, why ? why : "", why ? strlen(why) : 0);
+        fputc('\n', stderr);
+    } else {
+        qc_protect_add_fd(&r->prot, qc_salvage_backing_fd(&r->back), "its backing file");
+    }
+    free(why);
+}
+
 int qc_salvage_run(const struct qc_salvage_output *o, const char *prog)
 {
     struct run r = { .o = o, .prog = prog };
@@ -238,6 +286,7 @@ int qc_salvage_run(const struct qc_salvage_output *o, const char *prog)
     } else if (rc) {
         status = fail(&r, o->image, r.s.err[0] ? r.s.err : qc_strerror(rc));
     } else {
+        open_backing(&r);
         r.buf = malloc(r.s.cluster_size);
         status = r.buf ? write_outputs(&r) : fail(&r, o->image, "out of memory");
         if (status == 0) {
@@ -246,6 +295,7 @@ int qc_salvage_run(const struct qc_salvage_output *o, const char *prog)
         }
     }
     free(r.buf);
+    qc_salvage_backing_close(&r.back);
     qc_salvage_free(&r.s);
     qc_file_close(&r.f);
     return status;

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "qc_follow.h"
 #include "qc_io.h"
 #include "qc_salvage.h"
 #include "qc_salvage_output.h"
@@ -36,6 +37,7 @@ static const char usage_text[] =
     "      --force            replace existing output files\n"
     "      --progress=auto|none  a progress bar on stderr when it is a terminal\n"
     "                         (auto, the default) or never\n"
+    QC_FOLLOW_OPTIONS_HELP
     "  -h, --help             this text\n"
     "      --version          version\n"
     "\n"
@@ -66,6 +68,7 @@ static int parse_args(int argc, char **argv, struct qc_salvage_output *o, bool *
         { "progress", 1, NULL, OPT_PROGRESS },
         { "help", 0, NULL, 'h' },
         { "version", 0, NULL, OPT_VERSION },
+        QC_FOLLOW_LONG_OPTIONS,
         { NULL, 0, NULL, 0 }
     };
     int c;
@@ -90,8 +93,14 @@ static int parse_args(int argc, char **argv, struct qc_salvage_output *o, bool *
             break;
         case 'h': fputs(usage_text, stdout); *done = true; return 0;
         case OPT_VERSION: printf(PROG " %s\n", QC_VERSION); *done = true; return 0;
-        default:
-            return usage_error("unknown or incomplete option '%s'", argv[optind - 1]);
+        default: {
+            char err[512];
+            int f = qc_follow_opt_parse(c, optarg, err, sizeof(err));
+            if (f < 0)
+                return usage_error("%s", err);
+            if (f == 0)
+                return usage_error("unknown or incomplete option '%s'", argv[optind - 1]);
+        }
         }
     }
     if (argc - optind != 2)

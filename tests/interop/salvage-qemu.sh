@@ -141,5 +141,21 @@ rm -rf lf
 qc-salvage -O raw --lost-found lf l2zero.qcow2 lf.raw 2>/dev/null
 ls lf/*.bin >/dev/null 2>&1 || bad "lost-found: no orphan clusters written"
 
+# a backing file: unallocated ranges read through it as qemu-img reads them
+qemu-img create -q -f qcow2 back.qcow2 64M
+qemu-io -c 'write -P 0xaa 0 4M' -c 'write -c -P 0xab 8M 64k' back.qcow2 >/dev/null
+qemu-img create -q -f qcow2 -b back.qcow2 -F qcow2 over.qcow2
+qemu-io -c 'write -P 0x11 1M 64k' -c 'write -z 2M 64k' over.qcow2 >/dev/null
+qemu-img convert -O raw over.qcow2 over.ref
+back_before=$(sha256sum < back.qcow2)
+salvage over 0
+cmp -s over.raw over.ref || bad "over: differs from qemu-img convert -O raw"
+[ "$back_before" = "$(sha256sum < back.qcow2)" ] || bad "over: the backing file changed"
+# a backing name the rules do not follow: those ranges are lost, not zeros
+qemu-img create -q -f qcow2 -b /etc/hostname -F raw abs.qcow2 1M
+salvage abs 3
+grep -q '^0x00000000  0x00100000  -$' abs.map || bad "abs: the backing ranges are not '-'"
+salvage abs 0 --allow /etc/hostname
+
 [ $fail -eq 0 ] && echo "salvage-qemu: ok"
 exit $fail
