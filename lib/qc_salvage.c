@@ -107,6 +107,8 @@ static int cmp_range(const void *a, const void *b)
  * the later one is cut or dropped, so that what is left never overlaps. */
 int qc_salvage_sort(struct qc_salvage *s)
 {
+    if (s->nr == 0)
+        return 0;
     qsort(s->r, s->nr, sizeof(*s->r), cmp_range);
     size_t w = 0;
     uint64_t end = 0;
