@@ -136,11 +136,20 @@ int qc_walk_find_candidates(struct qc_walk *w)
     return drop_conflicting(w);
 }
 
+/* Candidates are found in host order: a binary search keeps the placement
+ * linear in the tables a hostile file can hold. */
 static int64_t find_cand(const struct qc_walk *w, uint64_t off)
 {
-    for (uint64_t k = 0; k < w->ncand; k++)
-        if (w->cand[k] == off)
-            return (int64_t)k;
+    uint64_t lo = 0, hi = w->ncand;
+    while (lo < hi) {
+        uint64_t mid = lo + (hi - lo) / 2;
+        if (w->cand[mid] == off)
+            return (int64_t)mid;
+        if (w->cand[mid] < off)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
     return -1;
 }
 
@@ -266,11 +275,30 @@ static int place_by_order(struct qc_walk *w)
     return rc;
 }
 
+/* The one L1-like table found placed every orphan table: its zero entries
+ * are then as good as the L1 table's own (unallocated). */
+static int empty_by_l1_candidate(struct qc_walk *w)
+{
+    for (uint64_t k = 0; k < w->ncand; k++)
+        if (w->cand_slot[k] < 0)
+            return 0;
+    if (w->nl1cand != 1)
+        return 0;
+    int rc = qc_walk_read(w, w->l1cand[0]);
+    for (uint64_t i = 0; rc == 0 && i < w->nslots; i++)
+        if (w->slot[i] == QC_SLOT_OPEN &&
+            (i >= w->s->cluster_size / 8 || qc_be64(w->buf + 8 * i) == 0))
+            w->slot[i] = QC_SLOT_EMPTY;
+    return rc;
+}
+
 int qc_walk_orphans(struct qc_walk *w)
 {
     int rc = place_by_entries(w);
     if (rc == 0)
         rc = place_by_l1_candidates(w);
+    if (rc == 0 && w->nl1cand == 1)
+        rc = empty_by_l1_candidate(w);
     if (rc == 0)
         rc = place_by_order(w);
     for (uint64_t k = 0; k < w->ncand; k++)
