@@ -275,16 +275,25 @@ static int place_by_order(struct qc_walk *w)
     return rc;
 }
 
-/* The one L1-like table found placed every orphan table: its zero entries
- * are then as good as the L1 table's own (unallocated). */
+/* The L1 table is lost, and the one L1-like table found names every table
+ * mapped and placed every orphan: it is the L1 table, and its zero entries
+ * are unallocated.  (An old L1 left behind by a resize fails the first
+ * test, so its zeros never hide a lost table.) */
 static int empty_by_l1_candidate(struct qc_walk *w)
 {
     for (uint64_t k = 0; k < w->ncand; k++)
         if (w->cand_slot[k] < 0)
             return 0;
-    if (w->nl1cand != 1)
+    if (w->nl1cand != 1 || !w->l1_damaged)
         return 0;
     int rc = qc_walk_read(w, w->l1cand[0]);
+    for (uint64_t i = 0; rc == 0 && i < w->nslots; i++) {
+        uint64_t raw = i < w->s->cluster_size / 8 ? qc_be64(w->buf + 8 * i) : 0;
+        if (w->slot[i] == QC_SLOT_MAPPED && (raw & QC_L1E_OFFSET_MASK) != w->l2[i])
+            return 0;
+        if (w->slot[i] != QC_SLOT_MAPPED && raw != 0)
+            return 0;
+    }
     for (uint64_t i = 0; rc == 0 && i < w->nslots; i++)
         if (w->slot[i] == QC_SLOT_OPEN &&
             (i >= w->s->cluster_size / 8 || qc_be64(w->buf + 8 * i) == 0))
