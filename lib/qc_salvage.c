@@ -72,7 +72,7 @@ int qc_salvage_add_range(struct qc_salvage *s, uint64_t guest, uint64_t len,
         len = s->virtual_size - guest;
     if (grow((void **)&s->r, &s->cap_r, s->nr, sizeof(*s->r)))
         return QC_E_NOMEM;
-    s->r[s->nr++] = (struct qc_salvage_range){ guest, len, st, entry, host, evidence };
+    s->r[s->nr++] = (struct qc_salvage_range){ guest, len, st, entry, host, evidence, 0 };
     return 0;
 }
 

@@ -39,6 +39,7 @@ struct qc_salvage_range {
     uint64_t entry;         /* the L2 entry that maps it (0: none) */
     uint64_t host;          /* host offset of its data (0: none) */
     const char *evidence;   /* static text: why this status */
+    uint32_t alloc;         /* extended L2: the allocated subclusters (else 0) */
 };
 
 /* A damaged structure: what was wrong and what was used instead. */

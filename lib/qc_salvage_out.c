@@ -39,7 +39,19 @@ int qc_salvage_read_cluster(struct qc_salvage *s, const struct qc_salvage_range 
     }
     if (r->entry & QC_OFLAG_COMPRESSED)
         return qc_salvage_inflate(s, r->entry, buf);
-    return qc_file_read(s->f, r->host, buf, s->cluster_size);
+    if (!s->extl2 || r->alloc == 0xffffffffu)
+        return qc_file_read(s->f, r->host, buf, s->cluster_size);
+    /* the walk checked that the file holds the allocated subclusters */
+    int64_t got = qc_file_read_padded(s->f, r->host, buf, s->cluster_size);
+    if (got < 0)
+        return (int)got;
+    /* extended L2: subclusters not allocated read as zeros (no backing file
+     * supplies them, or the range would be lost) */
+    uint64_t sub = s->cluster_size / 32;
+    for (unsigned sc = 0; sc < 32; sc++)
+        if (!(r->alloc >> sc & 1))
+            memset(buf + sc * sub, 0, (size_t)sub);
+    return 0;
 }
 
 struct span_state {
@@ -54,6 +66,8 @@ struct span_state {
 static bool continues(const struct qc_salvage_range *a, const struct qc_salvage_range *b)
 {
     if (a->status != b->status || a->evidence != b->evidence || a->guest + a->len != b->guest)
+        return false;
+    if (a->alloc != b->alloc)
         return false;
     if (a->status == QC_SV_KNOWN || a->status == QC_SV_RECONSTRUCTED)
         return !(a->entry & QC_OFLAG_COMPRESSED) && !(b->entry & QC_OFLAG_COMPRESSED) &&
@@ -77,7 +91,7 @@ static int emit(struct span_state *st, const struct qc_salvage_range *r)
 static struct qc_salvage_range gap(const struct qc_salvage *s, uint64_t from, uint64_t to)
 {
     struct qc_salvage_range g = { from, to - from, QC_SV_UNALLOCATED, 0, 0,
-                                  "unallocated in an intact table" };
+                                  "unallocated in an intact table", 0 };
     if (s->has_backing && s->backing_read) {
         g.status = QC_SV_KNOWN;
         g.evidence = "unallocated: read from the backing file";

@@ -35,12 +35,12 @@ static int lost(struct qc_walk *w, uint64_t guest, uint64_t len, uint64_t entry,
 
 /* Why a normal cluster at OFF cannot be this disk's data, or NULL. */
 static const char *data_target_problem(struct qc_walk *w, uint64_t off,
-                                       enum qc_salvage_status st)
+                                       enum qc_salvage_status st, uint64_t need)
 {
     struct qc_salvage *s = w->s;
     if (off & (s->cluster_size - 1))
         return "L2 entry unaligned";
-    if (!qc_file_has(s->f, off, s->cluster_size))
+    if (!qc_file_has(s->f, off, need))
         return "L2 entry points past the end of the file";
     int role = s->role[off / s->cluster_size];
     if (qc_role_is_meta(role))
@@ -64,16 +64,31 @@ static int normal_entry(struct qc_walk *w, uint64_t guest, uint64_t raw, uint64_
                                         "zero subclusters");
         if (alloc == 0 && zero == 0 && off == 0)
             return 0;
-        if (alloc != 0xffffffffu || zero != 0)
+        if (alloc & zero)
+            return lost(w, guest, s->cluster_size, raw, "subcluster both allocated and zero");
+        if (s->has_backing && (alloc | zero) != 0xffffffffu)
             return lost(w, guest, s->cluster_size, raw,
-                        "subclusters partly allocated (not salvaged)");
+                        "subclusters left to the backing file (not salvaged)");
+        if (alloc == 0)
+            return qc_salvage_add_range(s, guest, s->cluster_size, QC_SV_UNALLOCATED, raw, 0,
+                                        "zero or unallocated subclusters");
+        /* the file must hold the allocated subclusters, up to the last */
+        uint64_t need = (uint64_t)(32 - __builtin_clz(alloc)) * (s->cluster_size / 32);
+        const char *why = data_target_problem(w, off, st, need);
+        if (why)
+            return lost(w, guest, s->cluster_size, raw, why);
+        s->role[off / s->cluster_size] = QC_SR_DATA;
+        int rc = qc_salvage_add_range(s, guest, s->cluster_size, st, raw, off, evidence);
+        if (rc == 0)
+            s->r[s->nr - 1].alloc = alloc;
+        return rc;
     } else if (raw & QC_OFLAG_ZERO) {
         return qc_salvage_add_range(s, guest, s->cluster_size, QC_SV_UNALLOCATED, raw, 0,
                                     "zero flag");
     }
     if (off == 0)
         return 0;
-    const char *why = data_target_problem(w, off, st);
+    const char *why = data_target_problem(w, off, st, s->cluster_size);
     if (why)
         return lost(w, guest, s->cluster_size, raw, why);
     s->role[off / s->cluster_size] = QC_SR_DATA;

@@ -141,6 +141,14 @@ rm -rf lf
 qc-salvage -O raw --lost-found lf l2zero.qcow2 lf.raw 2>/dev/null
 ls lf/*.bin >/dev/null 2>&1 || bad "lost-found: no orphan clusters written"
 
+# extended L2: subclusters allocated, zero and unallocated in one cluster
+qemu-img create -q -f qcow2 -o extended_l2=on,cluster_size=16k extl2.qcow2 1M
+qemu-io -c 'write -P 0x11 0 16k' -c 'write -P 0x22 32k 512' -c 'write -P 0x23 36k 1k' \
+        -c 'write -z 33k 512' -c 'write -c -P 0x24 64k 16k' extl2.qcow2 >/dev/null
+qemu-img convert -O raw extl2.qcow2 extl2.ref
+salvage extl2 0
+cmp -s extl2.raw extl2.ref || bad "extl2: differs from qemu-img convert -O raw"
+
 # a backing file: unallocated ranges read through it as qemu-img reads them
 qemu-img create -q -f qcow2 back.qcow2 64M
 qemu-io -c 'write -P 0xaa 0 4M' -c 'write -c -P 0xab 8M 64k' back.qcow2 >/dev/null
