@@ -226,9 +226,27 @@ static int write_side_stream(struct run *r, const char *path, bool map)
     return fclose(out) != 0 ? fail(r, path, strerror(errno)) : 0;
 }
 
+/* Every output named is checked before the first is written, so that a
+ * refused map or report leaves no half-done run behind. */
+static int refuse_protected(struct run *r)
+{
+    const char *paths[] = { r->o->dry_run ? NULL : r->o->out, r->o->map, r->o->report };
+    for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+        const char *what = paths[i] ? qc_protect_match(&r->prot, paths[i]) : NULL;
+        if (what) {
+            char why[160];
+            snprintf(why, sizeof(why), "is %s: refusing to overwrite it", what);
+            return fail(r, paths[i], why);
+        }
+    }
+    return 0;
+}
+
 static int write_outputs(struct run *r)
 {
-    int rc = 0;
+    int rc = refuse_protected(r);
+    if (rc)
+        return rc;
     if (!r->o->dry_run)
         rc = r->o->raw ? write_raw(r) : write_qcow2(r);
     if (rc == 0 && r->o->map)

@@ -92,6 +92,12 @@ qemu-img check -q clean.out.qcow2 || bad "clean: the qcow2 output does not check
 qc-salvage clean.qcow2 clean.out.qcow2 2>/dev/null && bad "clean: an existing OUT was replaced"
 qc-salvage --force clean.qcow2 clean.out.qcow2 2>/dev/null || bad "clean: --force refused"
 qc-salvage clean.qcow2 clean.qcow2 2>/dev/null && bad "clean: OUT may be the image"
+ln -sf clean.qcow2 clean-link.raw
+qc-salvage --force -O raw clean.qcow2 clean-link.raw 2>/dev/null && bad "clean: OUT may be a link to the image"
+rm -f clean-first.raw
+qc-salvage --force -O raw --map clean.qcow2 clean.qcow2 clean-first.raw 2>/dev/null &&
+    bad "clean: the map may be the image"
+[ -e clean-first.raw ] && bad "clean: OUT written before the map was refused"
 cmp -s clean.qcow2 base.qcow2 || bad "clean: the image changed"
 
 # zeroed L1: both L2 tables placed by allocation order, every block back
