@@ -214,6 +214,51 @@ static bool l1_is_garbage(const struct qc_walk *w)
     return nz > 0 && bad * 2 > nz;
 }
 
+/* FNV-1a over a cluster: enough to find a byte-for-byte copy. */
+static uint64_t cluster_hash(const uint8_t *b, uint64_t n)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (uint64_t i = 0; i < n; i++)
+        h = (h ^ b[i]) * 0x100000001b3ull;
+    return h;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The refcount table and blocks the header names, hashed: an L2 table
+ * that is a copy of one (a misdirected write) is not an L2 table, even
+ * when 64-bit counts of 1 read as zero-flag entries. */
+static int hash_refcount_clusters(struct qc_walk *w)
+{
+    struct qc_salvage *s = w->s;
+    w->meta_hash = calloc(s->nclusters + 1, 8);
+    if (!w->meta_hash)
+        return QC_E_NOMEM;
+    for (uint64_t c = 0; c < s->nclusters; c++) {
+        if (s->role[c] != QC_SR_REFBLOCK && s->role[c] != QC_SR_REFTABLE)
+            continue;
+        int rc = qc_walk_read(w, c * s->cluster_size);
+        if (rc)
+            return rc;
+        w->meta_hash[w->nmeta_hash++] = cluster_hash(w->buf, s->cluster_size);
+    }
+    if (w->nmeta_hash)
+        qsort(w->meta_hash, w->nmeta_hash, 8, cmp_u64);
+    return 0;
+}
+
+static bool copies_refcounts(struct qc_walk *w, uint64_t off)
+{
+    if (w->nmeta_hash == 0 || qc_walk_read(w, off) != 0)
+        return false;
+    uint64_t h = cluster_hash(w->buf, w->s->cluster_size);
+    return bsearch(&h, w->meta_hash, w->nmeta_hash, 8, cmp_u64) != NULL;
+}
+
 /* Pass 1: which slots name a usable L2 table. */
 static void judge_slots(struct qc_walk *w)
 {
@@ -227,6 +272,8 @@ static void judge_slots(struct qc_walk *w)
         }
         const char *why = l2_target_problem(w, w->l1[i]);
         uint64_t off = w->l1[i] & QC_L1E_OFFSET_MASK;
+        if (!why && copies_refcounts(w, off))
+            why = "L2 table overwritten by a copy of a refcount structure";
         if (!why) {
             w->slot[i] = QC_SLOT_MAPPED;
             w->l2[i] = off;
@@ -313,6 +360,9 @@ static int walk_trusted(struct qc_walk *w, const struct qc_salvage_l1 *l1,
         w->l1_damaged = true;
     } else {
         qc_salvage_set_role(s, l1->offset, (uint64_t)l1->size * 8, QC_SR_L1, false);
+        rc = hash_refcount_clusters(w);
+        if (rc)
+            return rc;
         judge_slots(w);
     }
     mark_other_trees(w, l1, h, t);
@@ -402,6 +452,7 @@ static void walk_free(struct qc_walk *w)
     free(w->cand);
     free(w->cand_slot);
     free(w->l1cand);
+    free(w->meta_hash);
 }
 
 int qc_salvage_walk(struct qc_salvage *s, const struct qc_salvage_l1 *l1,

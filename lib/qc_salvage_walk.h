@@ -27,6 +27,8 @@ struct qc_walk {
     bool l1_damaged;       /* every slot is open */
     bool l1_reconstructed; /* the L1 table itself was found by scan */
     uint8_t *buf;          /* one cluster */
+    uint64_t *meta_hash;   /* sorted hashes of the refcount structures' clusters */
+    uint64_t nmeta_hash;
 
     /* orphan L2 candidates (host offsets, ascending) */
     uint64_t *cand;

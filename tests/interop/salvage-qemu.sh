@@ -147,6 +147,20 @@ rm -rf lf
 qc-salvage -O raw --lost-found lf l2zero.qcow2 lf.raw 2>/dev/null
 ls lf/*.bin >/dev/null 2>&1 || bad "lost-found: no orphan clusters written"
 
+# 64-bit refcounts: a refcount block copied over the L2 table reads as
+# zero-flag entries; the copy is recognised and the range lost, not zeros
+qemu-img create -q -f qcow2 -o refcount_bits=64 rc64.qcow2 64M
+qemu-io -c 'write -P 0x55 0 2M' rc64.qcow2 >/dev/null
+qemu-img convert -O raw rc64.qcow2 rc64.ref
+rt=$(peek_be rc64.qcow2 48 8)
+rb=$(( $(peek_be rc64.qcow2 "$rt" 8) & 0x00fffffffffffe00 ))
+l2=$(( $(peek_be rc64.qcow2 "$(peek_be rc64.qcow2 40 8)" 8) & 0x00fffffffffffe00 ))
+dd if=rc64.qcow2 of=rc64.blk bs=65536 skip=$((rb / 65536)) count=1 status=none
+dd if=rc64.blk of=rc64.qcow2 bs=65536 seek=$((l2 / 65536)) count=1 conv=notrunc status=none
+salvage rc64 3
+expect_grade rc64 rc64.ref 0
+grep -q '^0x00000000  0x04000000  -$' rc64.map || bad "rc64: the range is not '-'"
+
 # extended L2: subclusters allocated, zero and unallocated in one cluster
 qemu-img create -q -f qcow2 -o extended_l2=on,cluster_size=16k extl2.qcow2 1M
 qemu-io -c 'write -P 0x11 0 16k' -c 'write -P 0x22 32k 512' -c 'write -P 0x23 36k 1k' \
