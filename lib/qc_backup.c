@@ -258,7 +258,7 @@ static int create_backup_file(struct qc_file *f, const char *path, const char **
      * existing file: a backup that replaced an earlier one would lose it. */
     qc_protect_init(&prot);
     qc_protect_add_fd(&prot, f->fd, "the image");
-    if ((fd = qc_sidefile_open(path, &prot, 0, msg, sizeof msg)) < 0)
+    if ((fd = qc_sidefile_open(path, &prot, QC_SIDE_KEEP, msg, sizeof msg)) < 0)
         *err = msg;
     return fd;
 }
@@ -469,7 +469,7 @@ int qc_backup_parse(struct qc_backup *b, uint8_t *buf, size_t len, const char **
 
 int qc_backup_load(struct qc_backup *b, const char *path, const char **err)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);  /* a FIFO must not block */
     struct stat st;
     uint8_t *buf;
     size_t got = 0;

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <strings.h>
 #include <unistd.h>
 
@@ -208,6 +209,18 @@ int qc_create_check_backing(struct qc_create_options *o, const char *image,
     path = relative_to(image, o->backing_file);
     if (!path)
         return fail(err, errlen, "out of memory");
+    {
+        /* QEMU compares the names; the same file under another name (a
+         * link) would be destroyed by the create just the same */
+        struct stat si, sb;
+        if (strcmp(image, o->backing_file) == 0 ||
+            (stat(image, &si) == 0 && stat(path, &sb) == 0 && si.st_dev == sb.st_dev &&
+             si.st_ino == sb.st_ino)) {
+            free(path);
+            return fail(err, errlen,
+                        "Error: Trying to create an image with the same filename as the backing file");
+        }
+    }
     r = qc_file_open(&f, path, 0, NULL);
     if (r < 0) {
         fail(err, errlen, "Could not open '%s': %s\nCould not open backing image.", path,

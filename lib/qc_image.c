@@ -11,6 +11,7 @@
 
 #include "qc_endian.h"
 #include "qc_luks.h"
+#include "qc_sidefile.h"
 
 /* Bytes read for cluster 0: the largest cluster QEMU accepts. */
 #define QC_MAX_CLUSTER_SIZE (1u << 21)
@@ -487,4 +488,34 @@ void qc_backing_locks_release(struct qc_backing_locks *bl)
     for (unsigned i = 0; i < bl->n; i++)
         close(bl->fd[i]);   /* the locks go with the descriptor */
     bl->n = 0;
+}
+
+void qc_image_protect_chain(const char *path, struct qc_protect *p)
+{
+    char *cur = strdup(path);
+
+    /* bounded like QEMU's chain; a loop ends there too */
+    for (int depth = 0; cur && depth < 16; depth++) {
+        struct qc_image img;
+        char *next = NULL;
+        int r;
+
+        qc_protect_add_path(p, cur, depth ? "a backing file of the image" : "the image");
+        r = qc_image_open(&img, cur, QC_OPEN_NOLOCK, QC_VALIDATE_OPEN, NULL);
+        if (r < 0 && r != QC_E_FORMAT)
+            break;
+        if (r == 0 && img.data_file_name && img.data_file_name[0])
+            qc_protect_add_path(p, img.data_file_name, "the image's data file");
+        if (r == 0 && img.backing_name && img.backing_name[0]) {
+            const char *slash = strrchr(cur, '/');
+            if (img.backing_name[0] == '/' || !slash)
+                next = strdup(img.backing_name);
+            else if (asprintf(&next, "%.*s%s", (int)(slash - cur + 1), cur, img.backing_name) < 0)
+                next = NULL;
+        }
+        qc_image_close(&img);
+        free(cur);
+        cur = next;
+    }
+    free(cur);
 }

@@ -93,4 +93,10 @@ void qc_backing_locks_release(struct qc_backing_locks *bl);
 const char *qc_image_feature_name(const struct qc_image *img,
                                   enum qc_feature_group g, unsigned bit);
 
+/* Adds to P the image at PATH and every file its header chain names (the
+ * external data file, the backing files, as far as their headers can be
+ * read), so that a file a tool creates is never one of them. */
+struct qc_protect;
+void qc_image_protect_chain(const char *path, struct qc_protect *p);
+
 #endif

@@ -827,9 +827,10 @@ int qc_io_opts_parse(struct qc_io_opts *o, int opt, const char *arg,
  * symlink or a hard link either), never written through a symlink at their
  * own name, mode 0600.  An existing file is replaced only when the user
  * asked (--force): an earlier log may be the only trace of a crash. */
-static FILE *open_side_log(const char *path, const struct qc_file *f, bool overwrite,
-                           const char **what)
+static FILE *open_side_log(const char *path, const struct qc_file *f,
+                           const struct qc_io_opts *o, const char **what)
 {
+    bool overwrite = o->overwrite;
     static _Thread_local char msg[600];
     char why[512];
     struct qc_protect prot;
@@ -837,6 +838,8 @@ static FILE *open_side_log(const char *path, const struct qc_file *f, bool overw
 
     qc_protect_init(&prot);
     qc_protect_add_fd(&prot, f->fd, "the image");
+    for (size_t i = 0; o->protect && i < o->protect->n && prot.n < QC_PROTECT_MAX; i++)
+        prot.f[prot.n++] = o->protect->f[i];
     fp = qc_sidefile_fopen(path, &prot, overwrite ? QC_SIDE_FORCE | QC_SIDE_DEVICE : 0,
                            why, sizeof why);
     if (!fp) {
@@ -849,10 +852,10 @@ static FILE *open_side_log(const char *path, const struct qc_file *f, bool overw
 int qc_io_opts_apply(const struct qc_io_opts *o, struct qc_file *f, const char **what)
 {
     f->crash = o->crash;
-    if (o->write_log && !(f->log = open_side_log(o->write_log, f, o->overwrite, what)))
+    if (o->write_log && !(f->log = open_side_log(o->write_log, f, o, what)))
         return QC_E_SIDEFILE;
     if (o->record) {
-        if (!(f->record = open_side_log(o->record, f, o->overwrite, what)))
+        if (!(f->record = open_side_log(o->record, f, o, what)))
             return QC_E_SIDEFILE;
         if (qc_wlog_put_magic(f->record) < 0) {
             *what = o->record;

@@ -258,11 +258,15 @@ enum {
     "      --record FILE          binary record of every write with its data (for\n" \
     "                             tools/crashtest)\n"
 
+struct qc_protect;
 struct qc_io_opts {
     struct qc_crash crash;
     const char *write_log;
     const char *record;
     bool overwrite;            /* an existing log or record may be replaced (--force) */
+    /* files the log and record must never be, besides the image itself
+     * (its data file, its backing chain: qc_image_protect_chain) */
+    const struct qc_protect *protect;
 };
 
 void qc_io_opts_init(struct qc_io_opts *o);

@@ -113,11 +113,14 @@ int qc_sidefile_open(const char *path, const struct qc_protect *p, unsigned flag
     if (fd >= 0) {
         created = true;
     } else if (errno == EEXIST) {
-        if (!(flags & QC_SIDE_FORCE)) {
+        bool device = (flags & QC_SIDE_DEVICE) && lstat(path, &st) == 0 && S_ISCHR(st.st_mode);
+        if (!(flags & QC_SIDE_FORCE) && !device) {
             if (lstat(path, &st) == 0 && S_ISLNK(st.st_mode))
                 return refuse(-1, err, errlen,
                               "is a symbolic link: refusing to write through it");
-            return refuse(-1, err, errlen, "exists (--force replaces it)");
+            return refuse(-1, err, errlen, (flags & QC_SIDE_KEEP)
+                                               ? "exists: refusing to replace it"
+                                               : "exists (--force replaces it)");
         }
         if ((fd = open_existing(path, p, flags, err, errlen)) < 0)
             return -1;
@@ -145,7 +148,9 @@ int qc_sidefile_open(const char *path, const struct qc_protect *p, unsigned flag
             return refuse(fd, err, errlen, why);
         }
     }
-    if (!created && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && ftruncate(fd, 0) < 0)
+    /* a replaced file becomes what a created one is: empty, mode 0600 */
+    if (!created && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+        (ftruncate(fd, 0) < 0 || fchmod(fd, 0600) < 0))
         return refuse(fd, err, errlen, strerror(errno));
     return fd;
 }

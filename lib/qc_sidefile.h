@@ -39,7 +39,8 @@ const char *qc_protect_match(const struct qc_protect *p, const char *path);
 
 #define QC_SIDE_FORCE 0x1u     /* an existing file may be replaced (truncated) */
 #define QC_SIDE_LOCK  0x2u     /* take a QEMU writer's locks on it */
-#define QC_SIDE_DEVICE 0x4u    /* with FORCE: a character device (/dev/null) is accepted */
+#define QC_SIDE_DEVICE 0x4u    /* an existing character device (/dev/null) is accepted */
+#define QC_SIDE_KEEP   0x8u    /* an existing file is never replaced (no --force hint) */
 
 /* Creates PATH for writing.  Returns the descriptor, or -1 with the reason
  * in ERR (without the path or a program name): PATH is a protected file,

@@ -38,7 +38,7 @@ static const char usage_text[] =
 static int usage_error(const char *fmt, const char *arg)
 {
     fprintf(stderr, "qc-check: ");
-    fprintf(stderr, fmt, arg);
+    fprintf(stderr, fmt, qc_esc(arg));  /* argv may hold escapes too */
     fprintf(stderr, "\nTry 'qc-check --help' for more information.\n");
     return 64;
 }

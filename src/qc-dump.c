@@ -49,6 +49,8 @@ static const char usage_text[] =
     "\n"
     "  --raw OUT         write the guest disk to OUT as a raw image\n"
     "                    (as qemu-img convert -O raw)\n"
+    "  --force           with --raw: replace an existing OUT (never the image or\n"
+    "                    a file it reads)\n"
     "  --json            one JSON document (with any of the views above)\n"
     "  -U, --force-share no warning when another process holds the image for\n"
     "                    writing (without it: a warning on stderr that the\n"
@@ -64,7 +66,7 @@ static const char usage_text[] =
 struct options {
     enum qc_header_view header;
     int nheader;
-    bool json, nonzero, unfold, backing, force_share;
+    bool json, nonzero, unfold, backing, force_share, force;
     bool l1, refcounts, snapshots, bitmaps, map;
     bool l2, l2_all;
     uint64_t l2_index;
@@ -77,7 +79,7 @@ struct options {
 static int usage_error(const char *fmt, const char *arg)
 {
     fprintf(stderr, "qc-dump: ");
-    fprintf(stderr, fmt, arg);
+    fprintf(stderr, fmt, qc_esc(arg));  /* argv may hold escapes too */
     fprintf(stderr, "\nTry 'qc-dump --help' for more information.\n");
     return 64;
 }
@@ -87,7 +89,7 @@ static bool is_flag(const char *name)
     static const char *const flags[] = {
         "--version", "--legacy", "--exts", "--hex", "--features", "--json", "--l1",
         "--refcounts", "--nonzero", "--unfold", "--snapshots", "--bitmaps", "--map", "--backing",
-        "--follow-header", "--force-share",
+        "--follow-header", "--force-share", "--force",
     };
     for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++)
         if (strcmp(name, flags[i]) == 0)
@@ -176,6 +178,8 @@ static int parse_args(int argc, char **argv, struct options *o)
             o->backing = true;
         } else if (FLAG("--force-share")) {
             o->force_share = true;
+        } else if (FLAG("--force")) {
+            o->force = true;
         } else if (strcmp(name, "--l2") == 0) {
             const char *v;
             NEXT(v);
@@ -263,16 +267,17 @@ static int do_raw(const struct options *o, struct json_object *doc)
         return r;
     chain_protect(&c, &prot);
     if (qc_protect_match(&prot, o->raw_out)) {
-        fprintf(stderr, "qc-dump: %s: refusing to overwrite a file the image reads\n", o->raw_out);
+        fprintf(stderr, "qc-dump: %s: refusing to overwrite a file the image reads\n", qc_esc(o->raw_out));
         qc_chain_close(&c);
         return 1;
     }
     /* Locked as qemu-img convert locks its target: a disk a running QEMU
      * holds is refused, never replaced; no symlink at the name is followed. */
-    fd = qc_sidefile_open(o->raw_out, &prot, QC_SIDE_FORCE | QC_SIDE_LOCK | QC_SIDE_DEVICE,
+    fd = qc_sidefile_open(o->raw_out, &prot,
+                          (o->force ? QC_SIDE_FORCE : 0) | QC_SIDE_LOCK | QC_SIDE_DEVICE,
                           msg, sizeof msg);
     if (fd < 0) {
-        fprintf(stderr, "qc-dump: %s: %s\n", o->raw_out, msg);
+        fprintf(stderr, "qc-dump: %s: %s\n", qc_esc(o->raw_out), msg);
         qc_chain_close(&c);
         return 1;
     }
@@ -292,7 +297,7 @@ static int do_raw(const struct options *o, struct json_object *doc)
                     (unsigned long long)at, r == -ENOTSUP ? "encrypted data" : strerror(EIO));
             break;
         default:
-            fprintf(stderr, "qc-dump: %s: %s\n", o->raw_out, qc_strerror(r));
+            fprintf(stderr, "qc-dump: %s: %s\n", qc_esc(o->raw_out), qc_strerror(r));
             break;
         }
     } else if (doc) {
@@ -527,7 +532,7 @@ int main(int argc, char **argv)
 
     r = qc_image_open(&img, o.image, 0, QC_VALIDATE_OPEN, NULL);
     if (r < 0 && r != QC_E_FORMAT) {
-        fprintf(stderr, "qc-dump: %s: %s\n", o.image, qc_strerror(r));
+        fprintf(stderr, "qc-dump: %s: %s\n", qc_esc(o.image), qc_strerror(r));
         return 1;
     }
     if (r == QC_E_FORMAT) {
@@ -545,7 +550,7 @@ int main(int argc, char **argv)
             do_hexdump(&o, &img, NULL);
             fflush(stdout);
         }
-        fprintf(stderr, "qc-dump: %s: not a qcow2 image (bad magic)\n", o.image);
+        fprintf(stderr, "qc-dump: %s: not a qcow2 image (bad magic)\n", qc_esc(o.image));
         qc_image_close(&img);
         return 63;
     }

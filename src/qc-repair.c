@@ -8,6 +8,8 @@
 
 #include <json-c/json.h>
 
+#include "qc_sidefile.h"
+#include "qc_image.h"
 #include "qc_follow.h"
 #include "qc_backup.h"
 #include "qc_bitmap.h"
@@ -61,7 +63,7 @@ static const char usage_text[] =
 static int usage_error(const char *fmt, const char *arg)
 {
     fprintf(stderr, PROG ": ");
-    fprintf(stderr, fmt, arg);
+    fprintf(stderr, fmt, qc_esc(arg));  /* argv may hold escapes too */
     fprintf(stderr, "\nTry '" PROG " --help' for more information.\n");
     return 64;
 }
@@ -197,11 +199,11 @@ static int open_for_writing(struct qc_file *f, const char *image, bool force)
 
     if (r == QC_E_LOCKED) {
         fprintf(stderr, PROG ": Could not open '%s': Failed to get %s lock\n"
-                "Is another process using the image [%s]?\n", image, why ? why : "\"write\"", image);
+                "Is another process using the image [%s]?\n", qc_esc_qemu(image), why ? why : "\"write\"", qc_esc_qemu(image));
         return 1;
     }
     if (r < 0) {
-        fprintf(stderr, PROG ": Could not open '%s': %s\n", image, qc_strerror(r));
+        fprintf(stderr, PROG ": Could not open '%s': %s\n", qc_esc_qemu(image), qc_strerror(r));
         return 1;
     }
     return 0;
@@ -221,29 +223,29 @@ static int undo_check(const struct qc_backup *b, struct qc_file *f, const char *
 
     if (!b->finished)
         fprintf(stderr, PROG ": %s: the repair this backup was made for did not finish; "
-                "undoing what it wrote\n", backup);
+                "undoing what it wrote\n", qc_esc(backup));
     if ((r = qc_backup_verify(b, f, say_difference, (void *)backup, &st)) < 0) {
-        fprintf(stderr, PROG ": %s: cannot read the image: %s\n", image, qc_strerror(r));
+        fprintf(stderr, PROG ": %s: cannot read the image: %s\n", qc_esc(image), qc_strerror(r));
         return 1;
     }
     if (st.differences && !force) {
         fprintf(stderr, PROG ": %s: refusing to undo: %s; nothing was written to %s "
-                "(--force restores anyway)\n", backup,
+                "(--force restores anyway)\n", qc_esc(backup),
                 st.wrong_image ? "the image is not the one this backup was made for"
-                               : "the image changed since the repair", image);
+                               : "the image changed since the repair", qc_esc(image));
         return 1;
     }
     if (st.differences)
-        fprintf(stderr, PROG ": %s: --force: restoring despite %zu difference%s\n", backup,
+        fprintf(stderr, PROG ": %s: --force: restoring despite %zu difference%s\n", qc_esc(backup),
                 st.differences, st.differences == 1 ? "" : "s");
     if (!b->n && !st.differences) {
         printf("%s holds no changes: the repair wrote nothing to %s; nothing to restore.\n",
-               backup, image);
+               qc_esc(backup), qc_esc(image));
         return -1;
     }
     if (st.already_restored) {
         printf("Every range of %s that the repair changed holds its old bytes again, and the "
-               "file its old length: nothing to restore from %s.\n", image, backup);
+               "file its old length: nothing to restore from %s.\n", qc_esc(image), qc_esc(backup));
         return -1;
     }
     return 0;
@@ -258,7 +260,7 @@ static int undo(const char *image, const char *backup, bool force, const struct 
     int r;
 
     if ((r = qc_backup_load(&b, backup, &err)) < 0) {
-        fprintf(stderr, PROG ": %s: %s%s%s\n", backup, err, r == QC_E_FORMAT ? "" : ": ",
+        fprintf(stderr, PROG ": %s: %s%s%s\n", qc_esc(backup), err, r == QC_E_FORMAT ? "" : ": ",
                 r == QC_E_FORMAT ? "" : qc_strerror(r));
         qc_backup_free(&b);
         return 1;
@@ -268,14 +270,14 @@ static int undo(const char *image, const char *backup, bool force, const struct 
         return 1;
     }
     if ((r = qc_io_opts_apply(io, &f, &what)) < 0) {
-        fprintf(stderr, PROG ": %s: %s\n", what ? what : image, qc_strerror(r));
+        fprintf(stderr, PROG ": %s: %s\n", what ? what : qc_esc(image), qc_strerror(r));
         r = 1;
     } else if ((r = undo_check(&b, &f, image, backup, force)) == 0) {
         if ((r = qc_backup_apply(&b, &f, &n)) < 0)
-            fprintf(stderr, PROG ": %s: cannot write the image: %s\n", image, qc_strerror(r));
+            fprintf(stderr, PROG ": %s: cannot write the image: %s\n", qc_esc(image), qc_strerror(r));
         else
             printf("Restored %zu range%s and the file length of %s from %s.\n", n,
-                   n == 1 ? "" : "s", image, backup);
+                   n == 1 ? "" : "s", qc_esc(image), qc_esc(backup));
         r = r < 0;
     } else {
         r = r > 0;
@@ -452,7 +454,7 @@ static void dry_run_output(const char *image, const struct qc_repair *rp, bool j
         json_object_put(o);
         return;
     }
-    printf("Dry run: nothing was written to %s.\n", image);
+    printf("Dry run: nothing was written to %s.\n", qc_esc(image));
     printf("The repair would fix %" PRId64 " leaked clusters and %" PRId64 " corruptions"
            "%s with %zu write%s:\n", rp->leaks_fixed, rp->corruptions_fixed,
            rp->rebuild ? ", rebuilding the refcount structure," : "",
@@ -497,12 +499,12 @@ static int repair(const char *image, enum qc_repair_mode mode, bool dry_run, con
         opened = true;
         /* as qemu-img check -r, which opens the backing chain under the writer */
         if (qc_backing_locks_take(image, force, &bl, lock_msg, sizeof lock_msg) < 0) {
-            fprintf(stderr, PROG ": Could not open '%s': %s\n", image, lock_msg);
+            fprintf(stderr, PROG ": Could not open '%s': %s\n", qc_esc_qemu(image), lock_msg);
             qc_file_close(&f);
             return 1;
         }
         if ((r = qc_io_opts_apply(io, &f, &what)) < 0) {
-            fprintf(stderr, PROG ": %s: %s\n", what ? what : image, qc_strerror(r));
+            fprintf(stderr, PROG ": %s: %s\n", what ? what : qc_esc(image), qc_strerror(r));
             qc_backing_locks_release(&bl);
             qc_file_close(&f);
             return 1;
@@ -541,8 +543,8 @@ static int repair(const char *image, enum qc_repair_mode mode, bool dry_run, con
     if (backup) {
         const char *err = "";
         if ((r = qc_backup_save(&rp.plan, &f, backup, &bw, &err)) < 0) {
-            fprintf(stderr, PROG ": %s: %s: %s; nothing was written to %s\n", backup, err,
-                    qc_strerror(r), image);
+            fprintf(stderr, PROG ": %s: %s: %s; nothing was written to %s\n", qc_esc(backup), err,
+                    qc_strerror(r), qc_esc(image));
             rc = 1;
             goto out;
         }
@@ -550,14 +552,14 @@ static int repair(const char *image, enum qc_repair_mode mode, bool dry_run, con
     keep_read(&before, rp.ctx->f, rp.ctx->bm_dir_offset,
               rp.ctx->nb_bitmaps ? rp.ctx->bm_dir_size : 0, rp.snapshot_header_changed);
     if ((r = qc_plan_execute(&rp.plan, &f)) < 0) {
-        fprintf(stderr, PROG ": %s: writing failed: %s\n", image, qc_strerror(r));
+        fprintf(stderr, PROG ": %s: writing failed: %s\n", qc_esc(image), qc_strerror(r));
         keep_free(&before);
         rc = 1;
         goto out;
     }
     if (backup && (r = qc_backup_finish(&bw, &f, &berr)) < 0)
         fprintf(stderr, PROG ": %s: %s: %s; it still undoes the repair, as one that did "
-                "not finish\n", backup, berr, qc_strerror(r));
+                "not finish\n", qc_esc(backup), berr, qc_strerror(r));
     qc_repair_release(&rp);
     if (rp.lostmeta_assessed && rp.lostmeta.lost)
         forced_past = &rp.lostmeta;
@@ -686,6 +688,11 @@ int main(int argc, char **argv)
     if (optind < argc - 1)
         return usage_error("unexpected argument '%s'", argv[optind + 1]);
     image = argv[optind];
+    /* the log, the record and the backup are never a file the image reads */
+    static struct qc_protect chain_files;
+    qc_protect_init(&chain_files);
+    qc_image_protect_chain(image, &chain_files);
+    io.protect = &chain_files;
     if (undo_file && (dry_run || backup))
         return usage_error("%s", "--undo excludes --dry-run and --backup");
     if (dry_run && backup)

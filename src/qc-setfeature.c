@@ -45,7 +45,7 @@ static const char usage_text[] =
 static int usage_error(const char *fmt, const char *arg)
 {
     fprintf(stderr, "qc-setfeature: ");
-    fprintf(stderr, fmt, arg);
+    fprintf(stderr, fmt, qc_esc(arg));  /* argv may hold escapes too */
     fprintf(stderr, "\nTry 'qc-setfeature --help' for more information.\n");
     return EXIT_USAGE;
 }
@@ -139,25 +139,25 @@ int main(int argc, char **argv)
     if (r == QC_E_LOCKED) {
         fprintf(stderr, "qc-setfeature: %s: Failed to get %s lock\n"
                 "Is another process using the image [%s]? (--force overrides)\n",
-                path, lock_why ? lock_why : "\"write\"", path);
+                qc_esc_qemu(path), lock_why ? lock_why : "\"write\"", qc_esc_qemu(path));
         rc = 1;
         goto out;
     }
     if (r == QC_E_FORMAT) {
-        fprintf(stderr, "qc-setfeature: %s: not a qcow2 image (bad magic)\n", path);
+        fprintf(stderr, "qc-setfeature: %s: not a qcow2 image (bad magic)\n", qc_esc(path));
         qc_image_close(&img);
         rc = EXIT_NOT_QCOW2;
         goto out;
     }
     if (r < 0) {
-        fprintf(stderr, "qc-setfeature: %s: %s\n", path, qc_strerror(r));
+        fprintf(stderr, "qc-setfeature: %s: %s\n", qc_esc(path), qc_strerror(r));
         rc = 1;
         goto out;
     }
     /* a writer holds its backing chain, as qemu-img amend does */
     if (!list && !ro.dry_run &&
         qc_backing_locks_take(path, ro.force, &bl, lock_msg, sizeof lock_msg) < 0) {
-        fprintf(stderr, "qc-setfeature: %s: %s (--force overrides)\n", path, lock_msg);
+        fprintf(stderr, "qc-setfeature: %s: %s (--force overrides)\n", qc_esc(path), lock_msg);
         qc_image_close(&img);
         rc = 1;
         goto out;

@@ -8,6 +8,7 @@
 #include <readline/history.h>
 #include <readline/readline.h>
 
+#include "qc_util.h"
 #include "qc_follow.h"
 #include "qc_version.h"
 #include "shell_cmd.h"
@@ -48,7 +49,7 @@ static const char usage_text[] =
 static int usage_error(const char *fmt, const char *arg)
 {
     fprintf(stderr, PROG ": ");
-    fprintf(stderr, fmt, arg);
+    fprintf(stderr, fmt, qc_esc(arg));  /* argv may hold escapes too */
     fprintf(stderr, "\nTry '" PROG " --help' for more information.\n");
     return 64;
 }

@@ -6,6 +6,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "qc_sidefile.h"
+#include "qc_image.h"
 #include "qc_follow.h"
 #include "qc_check.h"
 #include "qc_iocmd.h"
@@ -49,7 +51,7 @@ static const char usage_text[] =
 static int usage_error(const char *fmt, const char *arg)
 {
     fprintf(stderr, PROG ": ");
-    fprintf(stderr, fmt, arg);
+    fprintf(stderr, fmt, qc_esc(arg));  /* argv may hold escapes too */
     fprintf(stderr, "\nTry '" PROG " --help' for more information.\n");
     return 64;
 }
@@ -210,6 +212,11 @@ int main(int argc, char **argv)
         free(cmds);
         return usage_error("%s", "missing IMAGE");
     }
+    /* the log and the record are never a file the image reads */
+    static struct qc_protect chain_files;
+    qc_protect_init(&chain_files);
+    qc_image_protect_chain(image, &chain_files);
+    io.protect = &chain_files;
     if (wopt.readonly && create) {
         free(cmds);
         return usage_error("%s", "--read-only and --create exclude each other");
@@ -230,7 +237,7 @@ int main(int argc, char **argv)
             copt.size_set = true;
         }
         if (qc_create_check_backing(&copt, image, err, sizeof err) < 0) {
-            fprintf(stderr, PROG ": %s: %s\n", image, err);
+            fprintf(stderr, PROG ": %s: %s\n", qc_esc(image), err);
             free(cmds);
             return 1;
         }
@@ -239,7 +246,7 @@ int main(int argc, char **argv)
         fflush(stdout);
         memset(&cstats, 0, sizeof cstats);
         if (qc_create(image, &copt, ncmds ? NULL : &io, wopt.force, &cstats, err, sizeof err) < 0) {
-            fprintf(stderr, PROG ": %s: %s\n", image, err);
+            fprintf(stderr, PROG ": %s: %s\n", qc_esc(image), err);
             free(cmds);
             return 1;
         }
@@ -258,10 +265,10 @@ int main(int argc, char **argv)
     if (r < 0) {
         free(cmds);
         if (r == QC_E_FORMAT) {
-            fprintf(stderr, PROG ": %s: not a qcow2 image (bad magic)\n", image);
+            fprintf(stderr, PROG ": %s: not a qcow2 image (bad magic)\n", qc_esc(image));
             return 63;
         }
-        fprintf(stderr, PROG ": can't open device %s: %s\n", image, w.errmsg);
+        fprintf(stderr, PROG ": can't open device %s: %s\n", qc_esc_qemu(image), w.errmsg);
         return 1;
     }
     memset(&s, 0, sizeof s);
@@ -288,7 +295,7 @@ int main(int argc, char **argv)
     }
     r = qc_iocmd_close(&s);
     if (r < 0) {
-        fprintf(stderr, PROG ": %s: closing failed: %s\n", image, qc_strerror(r));
+        fprintf(stderr, PROG ": %s: closing failed: %s\n", qc_esc(image), qc_strerror(r));
         s.failed = true;
     }
     add_stats(&st, &w.img.file);

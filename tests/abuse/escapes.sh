@@ -165,4 +165,15 @@ qc-check --output=json d.qcow2 >out 2>/dev/null; json_clean "qc-check --output=j
 printf 'header --hex\nmap\n' | qc-shell d.qcow2 >out 2>&1
 text_clean "qc-shell (data file)" out
 
+# Strings from the command line (a file name in a hostile directory, a
+# piped command) are escaped as well.
+ESCNAME=$(printf 'e\033[2J\033]0;T\007.qcow2')
+cp d.qcow2 "$ESCNAME" 2>/dev/null || cp "$(ls *.qcow2 | head -1)" "$ESCNAME"
+qc-dump --l2 "$(printf '\033[2J')" "$ESCNAME" >out 2>&1; text_clean "qc-dump, a bad --l2 argument" out
+qc-dump --hexdump 0 16 "$(printf 'missing\033[2J')" >out 2>&1; text_clean "qc-dump, a missing image" out
+qc-repair --dry-run "$ESCNAME" >out 2>&1; text_clean "qc-repair --dry-run, an escaped name" out
+qc-setfeature "$ESCNAME" "$(printf 'zz\033[2J')" >out 2>&1; text_clean "qc-setfeature, a bad feature" out
+qc-write "$(printf 'missing\033[2J')" -c 'read 0 1' >out 2>&1; text_clean "qc-write, a missing image" out
+qc-check "$(printf 'missing\033[2J')" >out 2>&1; text_clean "qc-check, a missing image" out
+
 [ $fails -eq 0 ]

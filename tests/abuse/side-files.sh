@@ -85,10 +85,52 @@ if have_qemu; then
         grep -q ":$ino " /proc/locks && break
         sleep 0.1
     done
-    qc-dump --raw vm.qcow2 d.qcow2 >out 2>&1 && fail "--raw onto a locked image: exit 0"
+    qc-dump --force --raw vm.qcow2 d.qcow2 >out 2>&1 && fail "--raw onto a locked image: exit 0"
     grep -q "another process holds it" out || fail "--raw: not refused for the lock: $(cat out)"
     cmp -s vm.qcow2 vm.orig || fail "--raw replaced a disk that qemu-io holds"
     echo quit >&3; exec 3>&-
     wait "$pid"; pid=
 fi
+# --force replaces a log, never a file the image reads: its backing file
+# (by name or hard link), its data file.
+if have_qemu; then
+    qemu-img create -q -f raw base.raw 1M
+    qemu-io -f raw -c 'write -P 0x11 0 1M' base.raw >/dev/null
+    cp base.raw base.orig
+    qemu-img create -q -f qcow2 -b base.raw -F raw ov.qcow2
+    ln base.raw base.link
+    qemu-img create -q -f qcow2 -o data_file=data.bin,data_file_raw=on dd.qcow2 1M
+    qemu-io -c 'write -P 0x22 0 64k' dd.qcow2 >/dev/null
+    cp data.bin data.orig
+    for log in base.raw base.link; do
+        for opt in --write-log --record; do
+            qc-write --force "$opt" "$log" ov.qcow2 -c 'write 0 512' >out 2>&1 &&
+                fail "qc-write --force $opt $log (the backing file): exit 0"
+            qc-repair --force "$opt" "$log" ov.qcow2 >out 2>&1 &&
+                fail "qc-repair --force $opt $log (the backing file): exit 0"
+        done
+    done
+    cmp -s base.raw base.orig || fail "a log with --force replaced the backing file"
+    qc-repair --force --write-log data.bin dd.qcow2 >out 2>&1 && fail "qc-repair --force --write-log onto the data file: exit 0"
+    cmp -s data.bin data.orig || fail "a log with --force replaced the data file"
+    # an image that would back itself is refused as qemu-img refuses it
+    qc-write --create 1M -o backing_file=base.raw,backing_fmt=raw base.raw >out 2>&1 &&
+        fail "--create with the image as its own backing file: exit 0"
+    grep -q "same filename as the backing file" out || fail "--create onto its backing file: $(cat out)"
+    cmp -s base.raw base.orig || fail "--create over its own backing file changed it"
+fi
+
+# qc-dump --raw keeps an existing OUT (another image, say) unless --force,
+# and a replaced or created OUT is 0600.
+cp orig.qcow2 other.qcow2; chmod 644 other.qcow2
+qc-dump --raw other.qcow2 orig.qcow2 >out 2>&1 && fail "--raw onto an existing file: exit 0"
+cmp -s other.qcow2 orig.qcow2 || fail "--raw replaced an existing file without --force"
+qc-dump --force --raw other.qcow2 orig.qcow2 >out 2>&1 || fail "--raw --force: $(cat out)"
+[ "$(stat -c %a other.qcow2)" = 600 ] || fail "--raw --force left mode $(stat -c %a other.qcow2)"
+
+# an undo file that is a FIFO is refused at once, not waited on
+mkfifo undo.fifo
+timeout 10 qc-repair --undo undo.fifo orig.qcow2 >out 2>&1; rc=$?
+[ $rc = 124 ] && fail "--undo FIFO: hung"
+[ $rc = 0 ] && fail "--undo FIFO: exit 0"
 [ $fails -eq 0 ]
