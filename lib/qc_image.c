@@ -410,10 +410,14 @@ static char *next_backing(const char *path, bool *raw)
 {
     struct qc_image img;
     char *next = NULL;
+    int r;
 
     *raw = false;
-    if (qc_image_open(&img, path, 0, QC_VALIDATE_OPEN, NULL) < 0)
+    if ((r = qc_image_open(&img, path, 0, QC_VALIDATE_OPEN, NULL)) < 0) {
+        if (r == QC_E_FORMAT)
+            qc_image_close(&img);   /* opened, not qcow2 */
         return NULL;
+    }
     if (img.backing_name && img.backing_name[0])
         next = backing_file_path(path, img.backing_name);
     *raw = img.backing_format && strcmp(img.backing_format, "raw") == 0;
@@ -506,13 +510,8 @@ void qc_image_protect_chain(const char *path, struct qc_protect *p)
             break;
         if (r == 0 && img.data_file_name && img.data_file_name[0])
             qc_protect_add_path(p, img.data_file_name, "the image's data file");
-        if (r == 0 && img.backing_name && img.backing_name[0]) {
-            const char *slash = strrchr(cur, '/');
-            if (img.backing_name[0] == '/' || !slash)
-                next = strdup(img.backing_name);
-            else if (asprintf(&next, "%.*s%s", (int)(slash - cur + 1), cur, img.backing_name) < 0)
-                next = NULL;
-        }
+        if (r == 0 && img.backing_name && img.backing_name[0])
+            next = backing_file_path(cur, img.backing_name);
         qc_image_close(&img);
         free(cur);
         cur = next;
