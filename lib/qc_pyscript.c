@@ -105,10 +105,13 @@ int qc_pyscript_open(struct qc_file *f, const char *path, struct qc_py_exc *exc)
     int err = errno;
 
     if (fd >= 0) {
+        int r;
+
         close(fd);
-        if (qc_file_open(f, path, QC_OPEN_WRITE | QC_OPEN_NOLOCK, NULL) == 0)
+        r = qc_file_open(f, path, QC_OPEN_WRITE | QC_OPEN_NOLOCK, NULL);
+        if (r == 0)
             return 0;
-        err = errno ? errno : EIO;
+        err = r < 0 && r > QC_E_RANGE ? -r : EIO;   /* -errno, or one of ours */
     }
     py_repr(name, sizeof name, path);
     raise_exc(exc, oserror_type(err), "[Errno %d] %s: %s", err, strerror(err), name);

@@ -16,7 +16,7 @@ cd "$TEST_DIR"
 find_conformance() {
     local d
     for d in "${CONFORMANCE:-}" "$TESTS/../../shared/conformance" \
-             "$TESTS/../../../shared/conformance" /work/shared/conformance; do
+             "$TESTS/../../../shared/conformance"; do
         [ -n "$d" ] && [ -d "$d/corpus" ] && [ -d "$d/expected" ] && { echo "$d"; return 0; }
     done
     return 1
