@@ -14,7 +14,8 @@
  * 104, as Python slices).  A bitmaps extension has no payload object, so an
  * edit of an image that has one stops with a TypeError after writing that
  * extension's 8-byte header; the bytes written before an exception stay
- * written.  docs/qc-qcow2py.1 has the details.
+ * written.  docs/qemu-behaviour.md §9 states it all; docs/qc-qcow2py.1 for
+ * users.
  */
 #ifndef QC_PYSCRIPT_H
 #define QC_PYSCRIPT_H
