@@ -59,12 +59,20 @@ bool qc_parse_size(const char *s, uint64_t *out)
 
 bool qc_parse_pyint(const char *s, uint64_t *out, bool *neg)
 {
+    bool big;
+
+    return qc_parse_pyint_wide(s, out, neg, &big) && !big;
+}
+
+bool qc_parse_pyint_wide(const char *s, uint64_t *out, bool *neg, bool *big)
+{
     int base = 10;
     uint64_t v = 0;
     bool any = false, last_us = false;
     const char *p;
 
     *neg = false;
+    *big = false;
     if (!s)
         return false;
     while (isspace((unsigned char)*s))
@@ -102,8 +110,9 @@ bool qc_parse_pyint(const char *s, uint64_t *out, bool *neg)
         if (d >= base)
             return false;
         if (v > (UINT64_MAX - (uint64_t)d) / (uint64_t)base)
-            return false;
-        v = v * (uint64_t)base + (uint64_t)d;
+            *big = true;
+        else
+            v = v * (uint64_t)base + (uint64_t)d;
         any = true;
         last_us = false;
     }

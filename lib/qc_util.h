@@ -24,6 +24,9 @@ int qc_parse_qemu_size(const char *str, uint64_t *out, bool *hex_suffix);
  * leading zero, underscores between digits.  Negative values and values
  * above UINT64_MAX are reported through *neg / false. */
 bool qc_parse_pyint(const char *str, uint64_t *out, bool *neg);
+/* The same for any size: *big when the magnitude is above UINT64_MAX (the
+ * number is valid; *out is then meaningless). */
+bool qc_parse_pyint_wide(const char *str, uint64_t *out, bool *neg, bool *big);
 
 /* --- strings from the image in text ---------------------------------------
  * Names, ids and contents that come from an image are printed to a terminal

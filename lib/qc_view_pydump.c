@@ -13,11 +13,13 @@
 #include "qc_view.h"
 
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "qc_bitmap.h"
 #include "qc_endian.h"
+#include "qc_pyscript.h"
 
 #define PY_HEADER_LEN 104
 /* Bound on bitmap table rows printed, against images whose bitmaps all
@@ -30,7 +32,24 @@ struct py_ctx {
     enum qc_dump_era era;
     uint64_t cluster_bits;
     uint64_t rows;
+    struct qc_py_exc *exc;      /* where the script's exception is told, or NULL */
 };
+
+/* Records the exception the script would raise here; returns false. */
+static bool py_raise(struct py_ctx *c, const char *type, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static bool py_raise(struct py_ctx *c, const char *type, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (!c->exc || c->exc->type[0])
+        return false;
+    snprintf(c->exc->type, sizeof c->exc->type, "%s", type);
+    va_start(ap, fmt);
+    vsnprintf(c->exc->msg, sizeof c->exc->msg, fmt, ap);
+    va_end(ap);
+    return false;
+}
 
 static void py_hex(char *buf, size_t len, uint64_t v)
 {
@@ -84,7 +103,9 @@ static uint64_t py_cluster_size_or_max(uint64_t cluster_bits)
 /* Reads exactly LEN bytes at OFF, or fails as python's struct.unpack would. */
 static bool py_read(struct py_ctx *c, uint64_t off, void *buf, size_t len)
 {
-    return qc_file_read(c->file, off, buf, len) == 0;
+    if (qc_file_read(c->file, off, buf, len) == 0)
+        return true;
+    return py_raise(c, "struct.error", "unpack requires a buffer of %zu bytes", len);
 }
 
 /* Streams the payload: quoted when every byte is printable, else <binary>. */
@@ -164,7 +185,9 @@ static bool print_bitmaps(struct py_ctx *c, uint64_t pos)
         uint8_t name[65536];
         uint64_t name_have;
 
-        if (cur > (uint64_t)INT64_MAX || !py_read(c, cur, e, 24))
+        if (cur > (uint64_t)INT64_MAX)
+            return py_raise(c, "ValueError", "cannot fit 'int' into an offset-sized integer");
+        if (!py_read(c, cur, e, 24))
             return false;
         table_off = qc_be64(e);
         table_size = qc_be32(e + 8);
@@ -178,8 +201,10 @@ static bool print_bitmaps(struct py_ctx *c, uint64_t pos)
         if (name_have && !py_read(c, name_off, name, (size_t)name_have))
             return false;
         for (uint64_t k = 0; k < name_have; k++)
-            if (name[k] >= 0x80)
-                return false;   /* the script decodes names as strict ASCII */
+            if (name[k] >= 0x80)    /* the script decodes names as strict ASCII */
+                return py_raise(c, "UnicodeDecodeError", "'ascii' codec can't decode byte "
+                                "%#x in position %" PRIu64 ": ordinal not in range(128)",
+                                name[k], k);
         cur = entry_start + ((24ull + name_size + extra + 7) & ~7ull);
 
         fprintf(c->out, "\n%-25s ", "Bitmap name");
@@ -199,8 +224,10 @@ static bool print_bitmaps(struct py_ctx *c, uint64_t pos)
             uint64_t ent;
             enum qc_bmt_kind k;
             if (++c->rows > PY_MAX_TABLE_ROWS)
-                return false;
-            if (table_off > (uint64_t)INT64_MAX - 8 * t || !py_read(c, table_off + 8 * t, eb, 8))
+                return py_raise(c, "MemoryError", "bitmap tables too large");
+            if (table_off > (uint64_t)INT64_MAX - 8 * t)
+                return py_raise(c, "ValueError", "cannot fit 'int' into an offset-sized integer");
+            if (!py_read(c, table_off + 8 * t, eb, 8))
                 return false;
             ent = qc_be64(eb);
             k = qc_bitmap_table_entry_kind(ent);
@@ -265,14 +292,15 @@ static int print_extensions(struct py_ctx *c, uint64_t start, uint64_t bfo)
     return 0;
 }
 
-static int py_dump(FILE *out, struct qc_image *img, enum qc_dump_era era, bool header)
+static int py_dump(FILE *out, struct qc_file *file, enum qc_dump_era era, bool header,
+                   struct qc_py_exc *exc)
 {
     uint8_t raw[PY_HEADER_LEN];
-    struct py_ctx c = { out, &img->file, era, 0, 0 };
+    struct py_ctx c = { out, file, era, 0, 0, exc };
     uint64_t f[QC_HF_COUNT];
     int r;
 
-    if (qc_file_read(&img->file, 0, raw, sizeof raw) < 0)
+    if (!py_read(&c, 0, raw, sizeof raw))
         return 1;   /* struct.error: the script prints nothing */
     for (int i = 0; i <= QC_HF_HEADER_LENGTH; i++) {
         const struct qc_header_field_info *fi = qc_header_field_info((enum qc_header_field)i);
@@ -306,10 +334,15 @@ static int py_dump(FILE *out, struct qc_image *img, enum qc_dump_era era, bool h
 
 int qc_view_header(FILE *out, struct qc_image *img, enum qc_dump_era era)
 {
-    return py_dump(out, img, era, true);
+    return py_dump(out, &img->file, era, true, NULL);
 }
 
 int qc_view_exts(FILE *out, struct qc_image *img, enum qc_dump_era era)
 {
-    return py_dump(out, img, era, false);
+    return py_dump(out, &img->file, era, false, NULL);
+}
+
+int qc_pyscript_dump_text(FILE *out, struct qc_file *file, bool header, struct qc_py_exc *exc)
+{
+    return py_dump(out, file, QC_ERA_CURRENT, header, exc);
 }
