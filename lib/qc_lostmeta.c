@@ -188,16 +188,26 @@ static int classify_leak(struct scan *s, uint8_t *buf, uint64_t k)
 
 /* Zero entries and entries no L2 table could be at (unaligned, reserved
  * bits, past the end of the file). */
-static void assess_l1(const struct qc_check *c, struct qc_lostmeta *lm)
+static void assess_l1(const struct qc_check *c, struct qc_lostmeta *lm, uint8_t *buf)
 {
     lm->l1_entries = c->l1_size;
     for (uint64_t i = 0; i < c->l1_size && i < c->l1_stored; i++) {
         uint64_t raw = c->l1[i], off = raw & QC_L1E_OFFSET_MASK;
+        struct qc_l2_shape shape;
         if (raw == 0)
             continue;
         lm->l1_nonzero++;
         if ((raw & QC_L1E_RESERVED_MASK) || (off & (c->cs - 1)) || off >= c->file_len)
             lm->l1_garbage++;
+        /* QEMU never writes an unaligned L1 entry: one that lands inside
+         * a real L2 table is a damaged pointer to it, not crash debris */
+        if (!buf || !(off & (c->cs - 1)) || off >= c->file_len ||
+            qc_file_read_padded(c->f, off & ~(c->cs - 1), buf, (size_t)c->cs) < 0 ||
+            all_zero(buf, (size_t)c->cs))
+            continue;
+        qc_l2_shape_classify(buf, c->cb, c->extl2, c->file_len, &shape, NULL, NULL);
+        if (shape.l2_like && shape.mapping > 0)
+            lm->l1_into_l2++;
     }
 }
 
@@ -211,6 +221,8 @@ static void verdict(struct scan *s)
         lm->signs |= QC_LM_L2_MAPS_LEAKED;
     if (l2_maps && (lm->l1_nonzero == 0 || lm->l1_garbage))
         lm->signs |= QC_LM_L1_BAD;
+    if (lm->l1_into_l2)
+        lm->signs |= QC_LM_L1_INTO_L2;
     /* Mass leaks alone are not enough: one interrupted write whose L2
      * updates landed in part leaves most of a small image leaked, and not
      * as a tail.  With corruptions beside them (tables whose entries went
@@ -234,7 +246,11 @@ int qc_lostmeta_assess(struct qc_check *c, struct qc_lostmeta *lm)
     s.c = c;
     s.lm = lm;
     lm->dirty = (c->img.hdr.incompatible_features & QC_INCOMPAT_DIRTY) != 0;
-    assess_l1(c, lm);
+    {
+        uint8_t *l1buf = malloc((size_t)c->cs);   /* NULL: no look inside */
+        assess_l1(c, lm, l1buf);
+        free(l1buf);
+    }
     /* leaked clusters past the end of the file hold nothing to lose */
     s.nclusters = qc_check_cluster_count(c) < in_file ? qc_check_cluster_count(c) : in_file;
     if (s.nclusters == 0)

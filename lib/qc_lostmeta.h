@@ -26,6 +26,11 @@ struct qc_check;
 #define QC_LM_MOST_LEAKED     0x4u   /* most allocated clusters are leaked, not as a
                                       * tail of never-linked allocations, beside
                                       * corruptions */
+#define QC_LM_L1_INTO_L2      0x8u   /* an L1 entry points inside (not at the start
+                                      * of) a cluster shaped like an L2 table: the
+                                      * table is there, the pointer is damaged, and
+                                      * a repair would write L2 fixes into the
+                                      * middle of it or free what it maps */
 
 /* Fewest leaked clusters holding data for QC_LM_MOST_LEAKED, and fewest
  * entries of the L2-shaped clusters pointing at leaked clusters for
@@ -51,6 +56,7 @@ struct qc_lostmeta {
     uint64_t mapped_entries;   /* their entries that point at such clusters */
     /* the active L1 table */
     uint64_t l1_entries, l1_nonzero, l1_garbage;
+    uint64_t l1_into_l2;       /* unaligned entries landing inside an L2-shaped cluster */
     bool dirty;                /* dirty bit: refcounts may be stale (lazy refcounts) */
 };
 

@@ -359,6 +359,12 @@ static void print_lost_metadata(const char *image, const struct qc_lostmeta *lm,
     else if (lm->signs & QC_LM_L1_BAD)
         snprintf(buf + len, sizeof buf - len, " the active L1 table is all zeros;");
     len = strlen(buf);
+    if (lm->signs & QC_LM_L1_INTO_L2)
+        snprintf(buf + len, sizeof buf - len, " %" PRIu64 " active L1 %s into the middle of "
+                 "a cluster shaped like an L2 table (the table is there, its pointer is "
+                 "damaged; a repair would write into it);", lm->l1_into_l2,
+                 lm->l1_into_l2 == 1 ? "entry points" : "entries point");
+    len = strlen(buf);
     if (lm->signs & QC_LM_MOST_LEAKED)
         snprintf(buf + len, sizeof buf - len, " most of the image's data is leaked at once;");
     len = strlen(buf);
@@ -394,6 +400,8 @@ static struct json_object *lost_metadata_json(const struct qc_lostmeta *lm, bool
         json_object_array_add(signs, json_object_new_string("l1-bad"));
     if (lm->signs & QC_LM_MOST_LEAKED)
         json_object_array_add(signs, json_object_new_string("most-leaked"));
+    if (lm->signs & QC_LM_L1_INTO_L2)
+        json_object_array_add(signs, json_object_new_string("l1-into-l2"));
     json_object_object_add(o, "signs", signs);
     json_object_object_add(o, "allocated-clusters", qc_json_u64(lm->allocated));
     json_object_object_add(o, "leaked-clusters", qc_json_u64(lm->leaked));

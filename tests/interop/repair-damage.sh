@@ -31,7 +31,17 @@ fresh a.qcow2; poke_be a.qcow2 0x30000 8 0x8000000000000000; both a.qcow2 l2-at-
 fresh a.qcow2; poke_be a.qcow2 36 4 2; poke_be a.qcow2 0x30008 8 0x8000000000040000
 both a.qcow2 duplicate-l2
 fresh a.qcow2; poke_be a.qcow2 0x30000 8 0x8000000000040003; both a.qcow2 l1-reserved
-fresh a.qcow2; poke_be a.qcow2 0x30000 8 0x8000000000040200; both a.qcow2 l2-unaligned
+# An L1 entry pointing into the middle of the real L2 table: QEMU's repair
+# writes its L2 fixes into the middle of that table and frees what it maps;
+# ours refuses (lost metadata), changes nothing, and names qc-salvage.
+fresh a.qcow2; poke_be a.qcow2 0x30000 8 0x8000000000040200; cp a.qcow2 before.qcow2
+for mode in all leaks; do
+    qc-repair -r $mode a.qcow2 >o.out 2>o.err; rc=$?
+    [ $rc = 1 ] || repair_fail l2-unaligned-$mode "exit $rc, expected 1 (refused: lost metadata)"
+    cmp -s a.qcow2 before.qcow2 || repair_fail l2-unaligned-$mode "the refused repair changed the image"
+    sed 's/^qc-repair: //' o.err | tr '\n' ' ' | grep -q "qc-salvage a.qcow2 OUT" ||
+        repair_fail l2-unaligned-$mode "the refusal does not name qc-salvage"
+done
 fresh a.qcow2; poke_be a.qcow2 0x30000 8 0x8000000000800000; both a.qcow2 l2-past-eof
 fresh a.qcow2; poke_be a.qcow2 40 8 0;                      both a.qcow2 l1-at-0
 fresh a.qcow2; poke_be a.qcow2 56 4 0;                      both a.qcow2 no-reftable

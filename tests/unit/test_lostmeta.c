@@ -205,6 +205,25 @@ static void few_clusters(void **state)
     assert_int_equal(lm.mapped_entries, QC_LM_MAPPED_MIN - 1);
 }
 
+/* An L1 entry pointing into the middle of its own L2 table: the table and
+ * what it maps are there, whatever their number; the pointer is damaged. */
+static void l1_into_l2(void **state)
+{
+    struct img m = image_with_data(2);
+    struct qc_lostmeta lm;
+    (void)state;
+
+    qc_put_be64(m.b + 3 * CS, QC_OFLAG_COPIED | (4 * CS + 0x200));
+    assert_int_equal(verdict(&m, &lm), QC_REPAIR_LOST_METADATA);
+    assert_true(lm.signs & QC_LM_L1_INTO_L2);
+    assert_int_equal(lm.l1_into_l2, 1);
+
+    /* the same entry aligned is a healthy image */
+    m = image_with_data(2);
+    assert_int_not_equal(verdict(&m, &lm), QC_REPAIR_LOST_METADATA);
+    assert_false(lm.signs & QC_LM_L1_INTO_L2);
+}
+
 static void crash_debris(void **state)
 {
     struct qc_lostmeta lm;
@@ -232,6 +251,7 @@ int main(void)
         cmocka_unit_test(clusters),
         cmocka_unit_test(lost_l1_entry),
         cmocka_unit_test(few_clusters),
+        cmocka_unit_test(l1_into_l2),
         cmocka_unit_test(crash_debris),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
