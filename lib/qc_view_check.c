@@ -1,5 +1,7 @@
 /* qemu-img check's report of a check: its stderr lines as they happen, the
  * human summary and the JSON object (shared by qc-check and qc-shell). */
+#include "qc_check_int.h"
+#include "qc_lostmeta.h"
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -88,8 +90,35 @@ struct json_object *qc_json_check_result(const char *path, const struct qc_check
     return o;
 }
 
+/* Leaks that look like lost metadata are a finding of their own in the
+ * JSON (qemu-img's numbers and exit status stay as they are): qc-repair
+ * refuses them and qc-salvage recovers what they map. */
+static void add_lost_metadata(struct qc_check *c, struct qc_check_result *r)
+{
+    struct qc_lostmeta lm;
+    struct qc_problem *p;
+
+    if (r->status != QC_CHECK_DONE || (r->leaks == 0 && r->corruptions == 0))
+        return;
+    if (qc_lostmeta_assess(c, &lm) == 0 && lm.lost) {
+        p = qc_problem_add_sev(&r->problems, QC_P_LOST_METADATA, QC_SEV_INFO,
+                               lm.n_l2_like ? lm.l2_like[0] << c->cb : QC_NO_OFFSET,
+                               "%" PRIu64 " of %" PRIu64 " allocated clusters are leaked and look "
+                               "like lost metadata (%zu shaped like L2 tables, mapping %" PRIu64
+                               " leaked clusters; %" PRIu64 " L1 entries into L2 tables): "
+                               "qc-repair refuses them, qc-salvage recovers the disk",
+                               lm.leaked, lm.allocated, lm.n_l2_like, lm.mapped, lm.l1_into_l2);
+        if (p) {
+            p->cluster = lm.n_l2_like ? lm.l2_like[0] : QC_NO_OFFSET;
+            p->value = lm.leaked;
+        }
+    }
+    qc_lostmeta_free(&lm);
+}
+
 int qc_view_check(FILE *out, FILE *err, const char *path, const struct qc_view_check_opts *vo)
 {
+    struct qc_check *ctx = NULL;
     struct qc_check_opts opts = { 0 };
     struct qc_check_result r;
     int rc;
@@ -97,9 +126,13 @@ int qc_view_check(FILE *out, FILE *err, const char *path, const struct qc_view_c
     opts.sink = qc_view_check_event;
     opts.opaque = err;
     opts.verify_compressed = vo->json;
-    if (qc_check_image(path, &opts, &r, NULL) < 0) {
+    if (qc_check_image(path, &opts, &r, vo->json ? &ctx : NULL) < 0) {
         fprintf(err, "qemu-img: Check failed: Cannot allocate memory\n");
         return 1;
+    }
+    if (ctx) {
+        add_lost_metadata(ctx, &r);
+        qc_check_free(ctx);
     }
     rc = qc_check_exit_code(&r);
     if (r.encrypted && r.status == QC_CHECK_DONE)

@@ -51,7 +51,7 @@ lm_failures=0
 lm_fail() { echo "FAIL $1: $2"; lm_failures=$((lm_failures + 1)); }
 
 refused() {
-    local img=$1 label=$2 mode rc
+    local img=$1 label=$2 mode rc qrc
     for mode in all leaks; do
         cp "$img" t.qcow2
         "$QC_REPAIR" -r $mode t.qcow2 >t.out 2>t.err; rc=$?
@@ -66,6 +66,17 @@ refused() {
     grep -q '"kind": "lost-metadata"' t.json || lm_fail "$label json" "no lost-metadata object"
     "$QC_REPAIR" --dry-run t.qcow2 >t.out 2>t.err
     cmp -s "$img" t.qcow2 || lm_fail "$label --dry-run" "the image changed"
+    # qc-check names it in its findings, its qemu-img numbers unchanged
+    "$QC_BIN/qc-check" --output=json t.qcow2 >c.json 2>/dev/null; rc=$?
+    qemu-img check --output=json t.qcow2 >q.json 2>/dev/null; qrc=$?
+    [ "$rc" = "$qrc" ] || lm_fail "$label qc-check" "exit $rc, qemu-img check $qrc"
+    python3 - c.json q.json <<'PY' || lm_fail "$label qc-check" "no lost-metadata finding, or numbers differ"
+import json, sys
+c, q = (json.load(open(f)) for f in sys.argv[1:3])
+assert any(p['kind'] == 'lost-metadata' for p in c['problems'])
+for k in ('corruptions', 'leaks', 'check-errors', 'image-end-offset'):
+    assert c.get(k) == q.get(k), k
+PY
     grep -q "qc-salvage" t.err || lm_fail "$label --dry-run" "the verdict is not reported"
 }
 
