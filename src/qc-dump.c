@@ -36,6 +36,7 @@ static const char usage_text[] =
     "  --nonzero         hide empty entries in the tables above\n"
     "  --unfold          one line per empty entry (default: one line per run)\n"
     "  --snapshots       internal snapshot table\n"
+    "  --snapshot ID|NAME  --read, --raw, --map, --l1, --l2 show that snapshot's disk\n"
     "  --bitmaps         persistent bitmaps: directory and tables\n"
     "  --map             guest-to-host mapping (with --json: as qemu-img map\n"
     "                    --output=json)\n"
@@ -68,6 +69,7 @@ struct options {
     int nheader;
     bool json, nonzero, unfold, backing, force_share, force;
     bool l1, refcounts, snapshots, bitmaps, map;
+    const char *snapshot;      /* --snapshot ID|NAME */
     bool l2, l2_all;
     uint64_t l2_index;
     bool hexdump, read;
@@ -214,6 +216,8 @@ static int parse_args(int argc, char **argv, struct options *o)
             NEXT(v);
             if (qc_follow_allow(v, err, sizeof err) < 0)
                 return usage_error("%s", err);
+        } else if (strcmp(name, "--snapshot") == 0) {
+            NEXT(o->snapshot);
         } else if (strcmp(name, "--raw") == 0) {
             NEXT(o->raw_out);
             if (!o->raw_out[0])
@@ -521,6 +525,7 @@ int main(int argc, char **argv)
     if (o.raw_out && any_table(&o))
         return usage_error("%s", "--raw does not combine with other views");
 
+    qc_view_set_snapshot(o.snapshot);
     if (!o.force_share)
         qc_warn_live_writer(stderr, PROG, o.image);
     /* the qemu-img map text, streamed */
@@ -534,6 +539,15 @@ int main(int argc, char **argv)
     if (r < 0 && r != QC_E_FORMAT) {
         fprintf(stderr, "qc-dump: %s: %s\n", qc_esc(o.image), qc_strerror(r));
         return 1;
+    }
+    if (r == 0 && o.snapshot && (o.l1 || o.l2)) {
+        char *msg = NULL;
+        if (qc_image_select_snapshot(&img, o.snapshot, &msg) < 0) {
+            fprintf(stderr, "qc-dump: Failed to load snapshot: %s\n", qc_esc_qemu(msg ? msg : "error"));
+            free(msg);
+            qc_image_close(&img);
+            return 1;
+        }
     }
     if (r == QC_E_FORMAT) {
         /* qcow2.py dumps any file; so do the qcow2.py views, then say so */
