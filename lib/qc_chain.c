@@ -732,10 +732,9 @@ int qc_image_select_snapshot(struct qc_image *img, const char *spec, char **err)
                              (uint64_t)sn->l1_size * 8 > QC_BDRV_MAX_LENGTH - sn->l1_table_offset))
         r = -EIO, *err = msgf("Failed to read l1 table for snapshot");
     if (r == 0) {
+        /* the virtual size stays the image's: QEMU loads only the L1 table */
         h->l1_table_offset = sn->l1_table_offset;
         h->l1_size = sn->l1_size;
-        if (sn->has_disk_size)
-            h->size = sn->disk_size;
     }
     qc_snapshot_table_free(&t);
     return r;
@@ -766,7 +765,6 @@ int qc_chain_open_snapshot(struct qc_chain *c, const char *path, unsigned flags,
         /* loaded after the open, as qemu-img convert -l does */
         r = qc_image_select_snapshot(&top->img, snapshot, err);
         if (r == 0) {
-            top->length = (top->img.hdr.size / 512) * 512;
             if ((r = load_l1(top)) < 0 && r != QC_E_NOMEM)
                 *err = msgf("Failed to read l1 table for snapshot");
         }

@@ -106,10 +106,11 @@ int qc_chain_open_snapshot(struct qc_chain *c, const char *path, unsigned flags,
                            const char *snapshot, FILE *diag, char **err);
 
 /* Makes IMG show internal snapshot SPEC as `qemu-img convert -l SPEC` loads
- * it (qcow2_snapshot_load_tmp, docs/qemu-behaviour.md §14): SPEC is looked
+ * it (qcow2_snapshot_load_tmp, docs/qemu-behaviour.md §8.3): SPEC is looked
  * up as an ID first, then as a name; the snapshot's L1 offset and size
- * replace the header's (validated as QEMU does) and its disk size, when
- * stored, the virtual size.  Returns 0, or a negative code with *ERR set
+ * replace the header's (validated as QEMU does).  The virtual size stays
+ * the image's, as in QEMU, even when the snapshot stores another disk
+ * size.  Returns 0, or a negative code with *ERR set
  * to QEMU's message (malloc'ed), e.g. "Can't find snapshot". */
 int qc_image_select_snapshot(struct qc_image *img, const char *spec, char **err);
 
