@@ -411,11 +411,27 @@ static void separate(bool *first)
 }
 
 /* The table views as text, one after another. */
+/* --snapshot with --l1/--l2: IMG's L1 table becomes the snapshot's (after
+ * the header has been shown); 0, or 1 after qemu-img's message. */
+static int select_snapshot(const struct options *o, struct qc_image *img)
+{
+    char *msg = NULL;
+
+    if (!o->snapshot || !(o->l1 || o->l2) || qc_image_select_snapshot(img, o->snapshot, &msg) == 0)
+        return 0;
+    fprintf(stderr, "qc-dump: Failed to load snapshot: %s\n", qc_esc_qemu(msg ? msg : "error"));
+    free(msg);
+    return 1;
+}
+
 static int table_views_text(const struct options *o, struct qc_image *img)
 {
     unsigned fl = table_flags(o);
     int rc = 0, r;
     bool first = true;
+
+    if (select_snapshot(o, img))
+        return 1;
 
     if (o->l1) {
         separate(&first);
@@ -487,6 +503,10 @@ static int json_doc(const struct options *o, struct qc_image *img)
     int rc = 0, r;
 
     head = qc_json_image_doc(img, o->image, &rc);
+    if (select_snapshot(o, img)) {
+        json_object_put(head);
+        return 1;
+    }
     qc_jw_init(&w, stdout);
     qc_jw_begin_object(&w, NULL);
     write_members(&w, head);
@@ -524,6 +544,8 @@ int main(int argc, char **argv)
         return usage_error("%s", "header views do not combine with other views");
     if (o.raw_out && any_table(&o))
         return usage_error("%s", "--raw does not combine with other views");
+    if (o.snapshot && !o.read && !o.raw_out && !o.map && !o.l1 && !o.l2)
+        return usage_error("%s", "--snapshot needs --read, --raw, --map, --l1 or --l2");
 
     qc_view_set_snapshot(o.snapshot);
     if (!o.force_share)
@@ -539,15 +561,6 @@ int main(int argc, char **argv)
     if (r < 0 && r != QC_E_FORMAT) {
         fprintf(stderr, "qc-dump: %s: %s\n", qc_esc(o.image), qc_strerror(r));
         return 1;
-    }
-    if (r == 0 && o.snapshot && (o.l1 || o.l2)) {
-        char *msg = NULL;
-        if (qc_image_select_snapshot(&img, o.snapshot, &msg) < 0) {
-            fprintf(stderr, "qc-dump: Failed to load snapshot: %s\n", qc_esc_qemu(msg ? msg : "error"));
-            free(msg);
-            qc_image_close(&img);
-            return 1;
-        }
     }
     if (r == QC_E_FORMAT) {
         /* qcow2.py dumps any file; so do the qcow2.py views, then say so */
