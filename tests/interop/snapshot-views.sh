@@ -163,4 +163,26 @@ for case in unaligned:$((0x10000 + 512)) past-eof:$((1 << 40)); do
     if [ -f q.raw ]; then cmp q.raw o.raw || bad "${case%%:*}: bytes"; fi
     echo "ok damaged L1 ${case%%:*}: $(head -1 qc.err)"
 done
+# A snapshot whose L1 entry names an unaligned L2 table: the corruption is
+# reported and the read fails where qemu-img's does, with its messages;
+# the active disk still converts.
+qemu-img create -q -f qcow2 e.qcow2 1M
+io -c 'write -P 0x61 0 64k' e.qcow2
+qemu-img snapshot -c s1 e.qcow2
+io -c 'write -P 0x62 0 64k' e.qcow2
+python3 - e.qcow2 <<'PY'
+import struct, sys
+f = open(sys.argv[1], 'r+b'); h = f.read(72); off, = struct.unpack('>Q', h[64:72])
+f.seek(off); l1, = struct.unpack('>Q', f.read(8))
+f.seek(l1); e, = struct.unpack('>Q', f.read(8)); f.seek(l1); f.write(struct.pack('>Q', e + 512))
+PY
+rm -f q.raw o.raw
+qemu-img convert -l s1 -O raw e.qcow2 q.raw 2> qemu.err; echo "exit $?" >> qemu.err
+qc-dump --snapshot s1 --raw o.raw e.qcow2 2> qc.err; echo "exit $?" >> qc.err
+sed 's/^qemu-img:/qc-dump:/' qemu.err | cmp -s - qc.err || { bad "unaligned L2 of a snapshot: messages"; cat qemu.err qc.err; }
+qc-dump --snapshot s1 --l1 e.qcow2 | grep -q 'unaligned' || bad "unaligned L2 of a snapshot: --l1 does not say so"
+rm -f q.raw o.raw
+qemu-img convert -O raw e.qcow2 q.raw; qc-dump --raw o.raw e.qcow2
+cmp -s q.raw o.raw || bad "damaged snapshot: active disk differs"
+echo "ok damaged snapshot L2 offset: $(head -1 qc.err)"
 exit $fail
