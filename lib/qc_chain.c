@@ -507,6 +507,28 @@ static int keyless_extension_error(const struct qc_image *img, char **err)
     return 0;
 }
 
+/* Reads the L1 table the header names (zeros past EOF). */
+static int load_l1(struct qc_node *n)
+{
+    const struct qc_header *h = &n->img.hdr;
+    int r;
+
+    free(n->l1);
+    n->l1_size = h->l1_size;
+    n->l1 = malloc(n->l1_size ? (size_t)n->l1_size * 8 : 8);
+    if (!n->l1)
+        return QC_E_NOMEM;
+    if (n->l1_size) {
+        uint8_t *raw = (uint8_t *)n->l1;
+        r = qc_node_pread(n->file, h->l1_table_offset, raw, (size_t)n->l1_size * 8);
+        if (r < 0)
+            return r;
+        for (uint32_t i = 0; i < n->l1_size; i++)
+            n->l1[i] = qc_be64(raw + 8 * (size_t)i);
+    }
+    return 0;
+}
+
 static int open_qcow2(struct qc_chain *c, struct qc_node *n, unsigned flags, char **err)
 {
     struct qc_image *img = &n->img;
@@ -545,19 +567,10 @@ static int open_qcow2(struct qc_chain *c, struct qc_node *n, unsigned flags, cha
     }
 
     /* active L1 table */
-    n->l1_size = h->l1_size;
-    n->l1 = malloc(n->l1_size ? (size_t)n->l1_size * 8 : 8);
-    if (!n->l1)
-        return QC_E_NOMEM;
-    if (n->l1_size) {
-        uint8_t *raw = (uint8_t *)n->l1;
-        r = qc_node_pread(n->file, h->l1_table_offset, raw, (size_t)n->l1_size * 8);
-        if (r < 0) {
+    if ((r = load_l1(n)) < 0) {
+        if (r != QC_E_NOMEM)
             *err = msgf("Could not read L1 table: %s", qc_strerror(r));
-            return r;
-        }
-        for (uint32_t i = 0; i < n->l1_size; i++)
-            n->l1[i] = qc_be64(raw + 8 * (size_t)i);
+        return r;
     }
     /* refcount table: read at open (only its range can fail) */
     {
@@ -671,20 +684,97 @@ static int open_node(struct qc_chain *c, struct qc_node *n, const char *format,
     return open_raw(n, err);
 }
 
+/* --- an internal snapshot's view --------------------------------------- */
+
+static const struct qc_snapshot *find_snapshot(const struct qc_snapshot_table *t,
+                                               const char *spec)
+{
+    /* bdrv_snapshot_load_tmp_by_id_or_name: by ID, then by name */
+    for (size_t i = 0; i < t->n; i++)
+        if (strcmp(t->v[i].id_str, spec) == 0)
+            return &t->v[i];
+    for (size_t i = 0; i < t->n; i++)
+        if (strcmp(t->v[i].name, spec) == 0)
+            return &t->v[i];
+    return NULL;
+}
+
+int qc_image_select_snapshot(struct qc_image *img, const char *spec, char **err)
+{
+    struct qc_header *h = &img->hdr;
+    struct qc_snapshot_table t;
+    const struct qc_snapshot *sn;
+    char *hint = NULL;
+    int r;
+
+    *err = NULL;
+    memset(&t, 0, sizeof t);
+    r = qc_snapshot_table_read_qemu(&img->file, h->snapshots_offset, h->nb_snapshots, &t,
+                                    err, &hint);
+    free(hint);
+    if (r < 0) {
+        qc_snapshot_table_free(&t);
+        return r;
+    }
+    sn = find_snapshot(&t, spec);
+    if (!sn) {
+        qc_snapshot_table_free(&t);
+        *err = msgf("Can't find snapshot");
+        return -ENOENT;
+    }
+    /* qcow2_validate_table(..., "Snapshot L1 table") */
+    if (sn->l1_size > (32ull << 20) / 8)
+        r = -EFBIG, *err = msgf("Snapshot L1 table too large");
+    else if (UINT64_MAX - (uint64_t)sn->l1_size * 8 < sn->l1_table_offset ||
+             !img->cluster_size || sn->l1_table_offset % img->cluster_size)
+        r = -EINVAL, *err = msgf("Snapshot L1 table offset invalid");
+    else if (sn->l1_size && (sn->l1_table_offset > QC_BDRV_MAX_LENGTH ||
+                             (uint64_t)sn->l1_size * 8 > QC_BDRV_MAX_LENGTH - sn->l1_table_offset))
+        r = -EIO, *err = msgf("Failed to read l1 table for snapshot");
+    if (r == 0) {
+        /* the virtual size stays the image's: QEMU loads only the L1 table */
+        h->l1_table_offset = sn->l1_table_offset;
+        h->l1_size = sn->l1_size;
+    }
+    qc_snapshot_table_free(&t);
+    return r;
+}
+
 int qc_chain_open(struct qc_chain *c, const char *path, unsigned flags, FILE *diag,
                   char **err)
+{
+    return qc_chain_open_snapshot(c, path, flags, NULL, diag, err);
+}
+
+int qc_chain_open_snapshot(struct qc_chain *c, const char *path, unsigned flags,
+                           const char *snapshot, FILE *diag, char **err)
 {
     struct qc_node *top;
     int r;
 
     memset(c, 0, sizeof *c);
     c->diag = diag;
+    c->snapshot = snapshot;
     *err = NULL;
     top = node_new(c, path, 0);
     if (!top)
         return QC_E_NOMEM;
     c->top = top;
     r = open_node(c, top, NULL, flags, err);
+    if (r == 0 && snapshot && top->kind == QC_NODE_QCOW2) {
+        /* loaded after the open, as qemu-img convert -l does */
+        r = qc_image_select_snapshot(&top->img, snapshot, err);
+        if (r == 0) {
+            if ((r = load_l1(top)) < 0 && r != QC_E_NOMEM)
+                *err = msgf("Failed to read l1 table for snapshot");
+        }
+        if (r < 0) {
+            wrap_err(err, "Failed to load snapshot: ");
+            node_free(top);
+            c->top = NULL;
+            return r;
+        }
+    }
     if (r == QC_E_FORMAT) {
         free(*err);
         *err = msgf("not a qcow2 image");

@@ -82,6 +82,7 @@ struct qc_node {
 struct qc_chain {
     struct qc_node *top;
     FILE *diag;                /* QEMU-style corruption messages, or NULL */
+    const char *snapshot;      /* internal snapshot the top image shows, or NULL */
 };
 
 #define QC_CHAIN_NO_BACKING  0x1u  /* do not open backing files */
@@ -98,6 +99,20 @@ struct qc_chain {
 int qc_chain_open(struct qc_chain *c, const char *path, unsigned flags, FILE *diag,
                   char **err);
 void qc_chain_close(struct qc_chain *c);
+
+/* The same open with the top image showing internal snapshot SNAPSHOT
+ * (qc_image_select_snapshot) instead of the active disk; NULL: active. */
+int qc_chain_open_snapshot(struct qc_chain *c, const char *path, unsigned flags,
+                           const char *snapshot, FILE *diag, char **err);
+
+/* Makes IMG show internal snapshot SPEC as `qemu-img convert -l SPEC` loads
+ * it (qcow2_snapshot_load_tmp, docs/qemu-behaviour.md §8.3): SPEC is looked
+ * up as an ID first, then as a name; the snapshot's L1 offset and size
+ * replace the header's (validated as QEMU does).  The virtual size stays
+ * the image's, as in QEMU, even when the snapshot stores another disk
+ * size.  Returns 0, or a negative code with *ERR set
+ * to QEMU's message (malloc'ed), e.g. "Can't find snapshot". */
+int qc_image_select_snapshot(struct qc_image *img, const char *spec, char **err);
 
 /* The first node of the chain whose guest data is encrypted, or NULL. */
 const struct qc_node *qc_chain_encrypted(const struct qc_chain *c);

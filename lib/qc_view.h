@@ -147,6 +147,9 @@ void qc_view_open_warnings(FILE *err, const char *prog, const struct qc_image *i
 struct json_object *qc_json_image_doc(struct qc_image *img, const char *path, int *rc);
 
 struct qc_chain;
+/* Internal snapshot (ID or name) the guest views that follow show instead
+ * of the active disk (qc_chain_open_snapshot); NULL: the active disk. */
+void qc_view_set_snapshot(const char *spec);
 /* Opens the chain of PATH for reading (qc_chain_open FLAGS); 0 or the
  * exit status after the message. */
 int qc_view_open_chain(struct qc_chain *c, const char *path, unsigned flags, FILE *err,

@@ -49,11 +49,18 @@ struct json_object *qc_json_image_doc(struct qc_image *img, const char *path, in
     return doc;
 }
 
+static const char *view_snapshot;
+
+void qc_view_set_snapshot(const char *spec)
+{
+    view_snapshot = spec;
+}
+
 int qc_view_open_chain(struct qc_chain *c, const char *path, unsigned flags, FILE *err,
                        const char *prog)
 {
     char *msg = NULL;
-    int r = qc_chain_open(c, path, flags, err, &msg);
+    int r = qc_chain_open_snapshot(c, path, flags, view_snapshot, err, &msg);
 
     if (r == QC_E_FORMAT) {
         fprintf(err, "%s: %s: not a qcow2 image\n", prog, path);

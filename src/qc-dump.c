@@ -36,6 +36,8 @@ static const char usage_text[] =
     "  --nonzero         hide empty entries in the tables above\n"
     "  --unfold          one line per empty entry (default: one line per run)\n"
     "  --snapshots       internal snapshot table\n"
+    "  --snapshot ID|NAME\n"
+    "                    --read, --raw, --map, --l1, --l2: that internal snapshot's disk\n"
     "  --bitmaps         persistent bitmaps: directory and tables\n"
     "  --map             guest-to-host mapping (with --json: as qemu-img map\n"
     "                    --output=json)\n"
@@ -68,6 +70,7 @@ struct options {
     int nheader;
     bool json, nonzero, unfold, backing, force_share, force;
     bool l1, refcounts, snapshots, bitmaps, map;
+    const char *snapshot;      /* --snapshot ID|NAME */
     bool l2, l2_all;
     uint64_t l2_index;
     bool hexdump, read;
@@ -214,6 +217,8 @@ static int parse_args(int argc, char **argv, struct options *o)
             NEXT(v);
             if (qc_follow_allow(v, err, sizeof err) < 0)
                 return usage_error("%s", err);
+        } else if (strcmp(name, "--snapshot") == 0) {
+            NEXT(o->snapshot);
         } else if (strcmp(name, "--raw") == 0) {
             NEXT(o->raw_out);
             if (!o->raw_out[0])
@@ -407,11 +412,27 @@ static void separate(bool *first)
 }
 
 /* The table views as text, one after another. */
+/* --snapshot with --l1/--l2: IMG's L1 table becomes the snapshot's (after
+ * the header has been shown); 0, or 1 after qemu-img's message. */
+static int select_snapshot(const struct options *o, struct qc_image *img)
+{
+    char *msg = NULL;
+
+    if (!o->snapshot || !(o->l1 || o->l2) || qc_image_select_snapshot(img, o->snapshot, &msg) == 0)
+        return 0;
+    fprintf(stderr, "qc-dump: Failed to load snapshot: %s\n", qc_esc_qemu(msg ? msg : "error"));
+    free(msg);
+    return 1;
+}
+
 static int table_views_text(const struct options *o, struct qc_image *img)
 {
     unsigned fl = table_flags(o);
     int rc = 0, r;
     bool first = true;
+
+    if (select_snapshot(o, img))
+        return 1;
 
     if (o->l1) {
         separate(&first);
@@ -483,6 +504,10 @@ static int json_doc(const struct options *o, struct qc_image *img)
     int rc = 0, r;
 
     head = qc_json_image_doc(img, o->image, &rc);
+    if (select_snapshot(o, img)) {
+        json_object_put(head);
+        return 1;
+    }
     qc_jw_init(&w, stdout);
     qc_jw_begin_object(&w, NULL);
     write_members(&w, head);
@@ -520,7 +545,10 @@ int main(int argc, char **argv)
         return usage_error("%s", "header views do not combine with other views");
     if (o.raw_out && any_table(&o))
         return usage_error("%s", "--raw does not combine with other views");
+    if (o.snapshot && !o.read && !o.raw_out && !o.map && !o.l1 && !o.l2)
+        return usage_error("%s", "--snapshot needs --read, --raw, --map, --l1 or --l2");
 
+    qc_view_set_snapshot(o.snapshot);
     if (!o.force_share)
         qc_warn_live_writer(stderr, PROG, o.image);
     /* the qemu-img map text, streamed */

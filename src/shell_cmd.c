@@ -8,6 +8,7 @@
 
 #include <json-c/json.h>
 
+#include "qc_chain.h"
 #include "qc_check.h"
 #include "qc_edit.h"
 #include "qc_jsonw.h"
@@ -190,6 +191,30 @@ static int table_json(struct shell *sh, const char *name, unsigned fl, bool all,
     return rc;
 }
 
+/* The L1 table fields of the header, switched to the selected snapshot's
+ * for an L1/L2 view and put back after it (writes use the active ones). */
+struct l1_saved { uint64_t offset; uint32_t size; };
+
+static int snap_begin(struct shell *sh, struct l1_saved *saved)
+{
+    char *msg = NULL;
+
+    saved->offset = sh->img.hdr.l1_table_offset;
+    saved->size = sh->img.hdr.l1_size;
+    if (!sh->snapshot || qc_image_select_snapshot(&sh->img, sh->snapshot, &msg) == 0)
+        return 0;
+    fprintf(sh->err, "%s: Failed to load snapshot: %s\n", PROG, qc_esc_qemu(msg ? msg : "error"));
+    free(msg);
+    return 1;
+}
+
+static int snap_end(struct shell *sh, const struct l1_saved *saved, int rc)
+{
+    sh->img.hdr.l1_table_offset = saved->offset;
+    sh->img.hdr.l1_size = saved->size;
+    return rc;
+}
+
 static unsigned table_flags(const bool set[3])
 {
     return (set[0] ? QC_TV_NONZERO : 0) | (set[2] ? QC_TV_UNFOLD : 0);
@@ -215,10 +240,21 @@ static int cmd_table(struct shell *sh, const struct cmd *c, int argc, char **arg
             return usage(sh, c, "unknown option '--unfold'");
         return set[1] ? table_json(sh, c->name, 0, false, 0) : qc_view_snapshots(sh->out, &sh->img);
     }
+    if (set[1] && c->name[0] == 'l') {
+        struct l1_saved saved;
+        if (snap_begin(sh, &saved))
+            return snap_end(sh, &saved, 1);
+        return snap_end(sh, &saved, table_json(sh, c->name, fl, false, 0));
+    }
     if (set[1])
         return table_json(sh, c->name, fl, false, 0);
     switch (c->name[0]) {
-    case 'l': return qc_view_l1(sh->out, &sh->img, fl);
+    case 'l': {
+        struct l1_saved saved;
+        if (snap_begin(sh, &saved))
+            return snap_end(sh, &saved, 1);
+        return snap_end(sh, &saved, qc_view_l1(sh->out, &sh->img, fl));
+    }
     case 'r': return qc_view_refcounts(sh->out, &sh->img, fl);
     default: return qc_view_bitmaps(sh->out, &sh->img, fl);
     }
@@ -228,6 +264,7 @@ static int cmd_l2(struct shell *sh, const struct cmd *c, int argc, char **argv,
                   const char *line)
 {
     bool set[3] = { false, false, false };   /* --nonzero, --json, --unfold */
+    struct l1_saved saved;
     bool all;
     uint64_t index = 0;
     int n;
@@ -241,9 +278,48 @@ static int cmd_l2(struct shell *sh, const struct cmd *c, int argc, char **argv,
     all = strcmp(argv[1], "all") == 0;
     if (!all && !qc_parse_size(argv[1], &index))
         return usage(sh, c, "invalid L1 index '%s' (a number or 'all')", argv[1]);
+    if (snap_begin(sh, &saved))
+        return snap_end(sh, &saved, 1);
     if (set[1])
-        return table_json(sh, c->name, table_flags(set), all, index);
-    return qc_view_l2(sh->out, &sh->img, all, index, table_flags(set));
+        return snap_end(sh, &saved, table_json(sh, c->name, table_flags(set), all, index));
+    return snap_end(sh, &saved, qc_view_l2(sh->out, &sh->img, all, index, table_flags(set)));
+}
+
+/* snapshot [ID|NAME|active]: which disk the guest and L1/L2 views show */
+static int cmd_snapshot(struct shell *sh, const struct cmd *c, int argc, char **argv,
+                        const char *line)
+{
+    static const char *const none[] = { NULL };
+    struct l1_saved saved;
+    char *old = sh->snapshot;
+    int n;
+
+    (void)line;
+    if ((n = flags(sh, c, argc, argv, none, NULL)) < 0)
+        return 64;
+    if (n > 1)
+        return usage(sh, c, "unexpected argument '%s'", argv[2]);
+    if (n == 0) {
+        fprintf(sh->out, "%s\n", sh->snapshot ? qc_esc(sh->snapshot) : "active");
+        return 0;
+    }
+    if (strcmp(argv[1], "active") == 0) {
+        sh->snapshot = NULL;
+    } else if (!(sh->snapshot = strdup(argv[1]))) {
+        sh->snapshot = old;
+        return 1;
+    } else if (snap_begin(sh, &saved)) {
+        /* refused: the view stays as it was */
+        snap_end(sh, &saved, 1);
+        free(sh->snapshot);
+        sh->snapshot = old;
+        return 1;
+    } else {
+        snap_end(sh, &saved, 0);
+    }
+    free(old);
+    qc_view_set_snapshot(sh->snapshot);
+    return 0;
 }
 
 static int cmd_map(struct shell *sh, const struct cmd *c, int argc, char **argv,
@@ -569,7 +645,7 @@ static const struct cmd cmds[] = {
       cmd_header_alias, C_IMAGE, "", A_NONE },
     { "features", "features", "feature bits joined with the feature table (qc-dump --features)",
       cmd_header_alias, C_IMAGE, "", A_NONE },
-    { "l1", "l1 [--nonzero] [--unfold] [--json]", "the active L1 table (qc-dump --l1)",
+    { "l1", "l1 [--nonzero] [--unfold] [--json]", "the L1 table (qc-dump --l1)",
       cmd_table, C_IMAGE, "--nonzero --unfold --json", A_NONE },
     { "l2", "l2 INDEX|all [--nonzero] [--unfold] [--json]",
       "the L2 table of L1 entry INDEX, or all (qc-dump --l2)",
@@ -620,6 +696,9 @@ static const struct cmd cmds[] = {
       cmd_io, C_IOCMD | C_WRITES, "-q", A_NONE },
     { "flush", "flush", "flush the writer, as qemu-io (qc-write)",
       cmd_io, C_IOCMD | C_WRITES, "", A_NONE },
+    { "snapshot", "snapshot [ID|NAME|active]",
+      "l1, l2, map, read, guest show that snapshot's disk (qc-dump --snapshot)",
+      cmd_snapshot, C_IMAGE, "", A_NONE },
     { "help", "help [COMMAND]", "this list, or one command's usage",
       cmd_help, 0, "", A_COMMAND },
     { "quit", "quit", "leave",
@@ -874,6 +953,9 @@ int shell_close(struct shell *sh)
     fflush(sh->out);
     qc_backing_locks_release(&sh->backing_locks);
     qc_image_close(&sh->img);
+    free(sh->snapshot);
+    sh->snapshot = NULL;
+    qc_view_set_snapshot(NULL);
     return rc;
 }
 

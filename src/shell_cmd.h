@@ -22,6 +22,7 @@ struct shell {
     struct qc_writer w;
     struct qc_iocmd_session io;
     FILE *out, *err;
+    char *snapshot;            /* `snapshot ID|NAME`: the views show it; NULL: active */
     int status;                /* the worst status of the commands so far */
     bool quit;
 };
