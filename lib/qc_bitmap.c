@@ -134,17 +134,7 @@ bool qc_bitmap_entry_valid(const struct qc_bitmap *b, uint64_t cs, uint64_t disk
     return true;
 }
 
-static char *msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *msg(const char *fmt, ...)
-{
-    va_list ap;
-    char *s = NULL;
-    va_start(ap, fmt);
-    if (vasprintf(&s, fmt, ap) < 0)
-        s = NULL;
-    va_end(ap);
-    return s;
-}
+#define msg qc_asprintf
 
 int qc_bitmap_dir_load_qemu(struct qc_file *f, uint64_t dir_offset, uint64_t dir_size,
                             uint32_t nb_bitmaps, unsigned cluster_bits, uint64_t disk_len,

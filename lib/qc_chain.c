@@ -17,18 +17,7 @@
 /* L2 tables are read in batches of up to this many bytes. */
 #define QC_L2_BATCH_MAX (4u << 20)
 
-static char *msgf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *msgf(const char *fmt, ...)
-{
-    va_list ap;
-    char *s = NULL;
-
-    va_start(ap, fmt);
-    if (vasprintf(&s, fmt, ap) < 0)
-        s = NULL;
-    va_end(ap);
-    return s;
-}
+#define msgf qc_asprintf
 
 /* Wraps an inner error: PREFIX + *ERR. */
 static void wrap_err(char **err, const char *prefix)

@@ -25,17 +25,7 @@
 
 enum probed { PROBE_RAW, PROBE_QCOW, PROBE_QCOW2, PROBE_ERROR };
 
-static char *fmt_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *fmt_msg(const char *fmt, ...)
-{
-    va_list ap;
-    char *s = NULL;
-    va_start(ap, fmt);
-    if (vasprintf(&s, fmt, ap) < 0)
-        s = NULL;
-    va_end(ap);
-    return s;
-}
+#define fmt_msg qc_asprintf
 
 
 /* QEMU's path_combine: a relative backing name is relative to the

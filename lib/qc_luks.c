@@ -4,6 +4,7 @@
  * that follow.  Metadata tools use it to give the answer QEMU gives with
  * the key, without one.  docs/design.md, "Encrypted images".
  */
+#include "qc_util.h"
 #include "qc_luks.h"
 
 #include <stdarg.h>
@@ -36,16 +37,10 @@ struct luks_header {
     struct luks_slot slot[LUKS_SLOTS];
 };
 
-static char *msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *msg(const char *fmt, ...)
+/* A message, never NULL: the caller reports it whatever happens. */
+#define msg(...) luks_msg(qc_asprintf(__VA_ARGS__))
+static char *luks_msg(char *s)
 {
-    va_list ap;
-    char *s = NULL;
-
-    va_start(ap, fmt);
-    if (vasprintf(&s, fmt, ap) < 0)
-        s = NULL;
-    va_end(ap);
     return s ? s : strdup("out of memory");
 }
 

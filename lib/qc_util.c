@@ -1,6 +1,7 @@
 #include "qc_util.h"
 
 #include <ctype.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <errno.h>
 #include <stdlib.h>
@@ -326,4 +327,16 @@ const char *qc_esc(const char *s)
 const char *qc_esc_qemu(const char *s)
 {
     return esc_slot(s, QC_ESC_QEMU_TEXT);
+}
+
+char *qc_asprintf(const char *fmt, ...)
+{
+    va_list ap;
+    char *s = NULL;
+
+    va_start(ap, fmt);
+    if (vasprintf(&s, fmt, ap) < 0)
+        s = NULL;
+    va_end(ap);
+    return s;
 }

@@ -66,5 +66,7 @@ const char *qc_esc_qemu(const char *s);
 
 /* Message for a negative code from the library (errno or QC_E_*). */
 const char *qc_strerror(int code);
+/* A new string printed from FMT (free it), or NULL when out of memory. */
+char *qc_asprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 #endif
