@@ -163,8 +163,10 @@ static int write_sparse(int fd, const uint8_t *buf, size_t len, uint64_t off)
     return 0;
 }
 
-int qc_guest_export_raw(struct qc_chain *c, int out_fd, enum qc_export_stage *stage,
-                        uint64_t *fail_offset)
+/* The status of every range first (qemu-img convert checks the whole
+ * source before copying), then each range again with its data. */
+int qc_guest_stream(struct qc_chain *c, qc_guest_fn fn, void *ctx,
+                    enum qc_export_stage *stage, uint64_t *fail_offset)
 {
     struct qc_node *top = c->top;
     uint64_t len = top->length, off;
@@ -172,11 +174,7 @@ int qc_guest_export_raw(struct qc_chain *c, int out_fd, enum qc_export_stage *st
     uint8_t *buf = NULL;
     int r;
 
-    *stage = QC_EXPORT_WRITE;
     *fail_offset = 0;
-    if (ftruncate(out_fd, 0) < 0 || ftruncate(out_fd, (off_t)len) < 0)
-        return -errno;
-    /* every range is checked before anything is copied */
     *stage = QC_EXPORT_STATUS;
     for (off = 0; off < len; off += e.length) {
         if ((r = qc_map_entry_at(top, off, len - off, &e)) < 0) {
@@ -193,8 +191,13 @@ int qc_guest_export_raw(struct qc_chain *c, int out_fd, enum qc_export_stage *st
             *fail_offset = off;
             goto out;
         }
-        if (e.zero)
-            continue;   /* the new file reads as zeros already */
+        if (e.zero) {
+            *stage = QC_EXPORT_WRITE;
+            *fail_offset = off;
+            if ((r = fn(ctx, off, NULL, e.length, &e)) < 0)
+                goto out;
+            continue;
+        }
         for (uint64_t done = 0; done < e.length;) {
             size_t n = e.length - done < EXPORT_CHUNK ? (size_t)(e.length - done) : EXPORT_CHUNK;
             *stage = QC_EXPORT_READ;
@@ -202,11 +205,9 @@ int qc_guest_export_raw(struct qc_chain *c, int out_fd, enum qc_export_stage *st
             if (r < 0)
                 goto out;
             *stage = QC_EXPORT_WRITE;
-            r = write_sparse(out_fd, buf, n, off + done);
-            if (r < 0) {
-                *fail_offset = off + done;
+            *fail_offset = off + done;
+            if ((r = fn(ctx, off + done, buf, n, &e)) < 0)
                 goto out;
-            }
             done += n;
         }
     }
@@ -215,4 +216,25 @@ int qc_guest_export_raw(struct qc_chain *c, int out_fd, enum qc_export_stage *st
 out:
     free(buf);
     return r;
+}
+
+static int write_piece(void *ctx, uint64_t off, const uint8_t *data, uint64_t len,
+                       const struct qc_map_entry *e)
+{
+    (void)e;
+    if (!data)
+        return 0;   /* the new file reads as zeros already */
+    return write_sparse(*(int *)ctx, data, (size_t)len, off);
+}
+
+int qc_guest_export_raw(struct qc_chain *c, int out_fd, enum qc_export_stage *stage,
+                        uint64_t *fail_offset)
+{
+    uint64_t len = c->top->length;
+
+    *stage = QC_EXPORT_WRITE;
+    *fail_offset = 0;
+    if (ftruncate(out_fd, 0) < 0 || ftruncate(out_fd, (off_t)len) < 0)
+        return -errno;
+    return qc_guest_stream(c, write_piece, &out_fd, stage, fail_offset);
 }

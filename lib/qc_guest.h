@@ -28,6 +28,24 @@ enum qc_export_stage {
     QC_EXPORT_WRITE,           /* writing the output failed */
 };
 
+struct qc_map_entry;
+
+/* Called for each piece of the guest disk, in order and covering it once:
+ * LEN bytes at guest offset OFF, DATA NULL when the range reads as zeros
+ * (nothing is read for it), else at most 2 MiB of data.  E is the block
+ * status of the range the piece belongs to.  A negative return stops the
+ * walk. */
+typedef int (*qc_guest_fn)(void *ctx, uint64_t off, const uint8_t *data, uint64_t len,
+                           const struct qc_map_entry *e);
+
+/* Streams the guest disk of the chain's top image through FN as qemu-img
+ * convert reads it: every range's block status is checked before any data
+ * is read; memory use is bounded by one 2 MiB buffer.  Returns 0 or a
+ * negative code (FN's own, or -EIO/-ENOTSUP/-ENOMEM); *STAGE and
+ * *FAIL_OFFSET say where it failed (QC_EXPORT_WRITE: FN failed). */
+int qc_guest_stream(struct qc_chain *c, qc_guest_fn fn, void *ctx,
+                    enum qc_export_stage *stage, uint64_t *fail_offset);
+
 /* Writes the guest disk of the chain's top image to OUT_FD, as qemu-img
  * convert -O raw: the output is sized to the virtual size first, every
  * range is checked with block status before any data is copied, zero

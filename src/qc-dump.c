@@ -10,6 +10,7 @@
 #include "qc_follow.h"
 #include "qc_chain.h"
 #include "qc_guest.h"
+#include "qc_hash.h"
 #include "qc_image.h"
 #include "qc_jsonw.h"
 #include "qc_util.h"
@@ -53,6 +54,11 @@ static const char usage_text[] =
     "                    (as qemu-img convert -O raw)\n"
     "  --force           with --raw: replace an existing OUT (never the image or\n"
     "                    a file it reads)\n"
+    "  --hash [sha256|sha1|md5]\n"
+    "                    the digest of the guest disk (as of qemu-img convert\n"
+    "                    -O raw output), printed as sha256sum prints: HEX  IMAGE\n"
+    "  --hash-map        JSON Lines: every cluster-sized guest block with its\n"
+    "                    offset, length, host offset (or null) and sha256\n"
     "  --json            one JSON document (with any of the views above)\n"
     "  -U, --force-share no warning when another process holds the image for\n"
     "                    writing (without it: a warning on stderr that the\n"
@@ -76,6 +82,8 @@ struct options {
     bool hexdump, read;
     uint64_t hx_off, hx_len, rd_off, rd_len;
     const char *raw_out;
+    const char *hash_alg;      /* --hash: the digest's name */
+    bool hash_map;
     const char *image;
 };
 
@@ -92,7 +100,7 @@ static bool is_flag(const char *name)
     static const char *const flags[] = {
         "--version", "--legacy", "--exts", "--hex", "--features", "--json", "--l1",
         "--refcounts", "--nonzero", "--unfold", "--snapshots", "--bitmaps", "--map", "--backing",
-        "--follow-header", "--force-share", "--force",
+        "--follow-header", "--force-share", "--force", "--hash-map",
     };
     for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++)
         if (strcmp(name, flags[i]) == 0)
@@ -219,6 +227,17 @@ static int parse_args(int argc, char **argv, struct options *o)
                 return usage_error("%s", err);
         } else if (strcmp(name, "--snapshot") == 0) {
             NEXT(o->snapshot);
+        } else if (FLAG("--hash-map")) {
+            o->hash_map = true;
+        } else if (strcmp(name, "--hash") == 0) {
+            /* the digest's name is optional: --hash=NAME, or a known name next */
+            if (!val && i + 1 < argc && qc_hash_algorithm(argv[i + 1]))
+                val = argv[++i];
+            o->hash_alg = val ? val : "sha256";
+            val = NULL;
+            if (!qc_hash_algorithm(o->hash_alg))
+                return usage_error("unknown digest '%s' for --hash (sha256, sha1 or md5)",
+                                   o->hash_alg);
         } else if (strcmp(name, "--raw") == 0) {
             NEXT(o->raw_out);
             if (!o->raw_out[0])
@@ -313,6 +332,111 @@ static int do_raw(const struct options *o, struct json_object *doc)
     }
     qc_chain_close(&c);
     return r < 0 ? 1 : 0;
+}
+
+/* How a walk of the whole guest disk failed, as qemu-img convert says it. */
+static void report_stream_error(int r, enum qc_export_stage stage, uint64_t at)
+{
+    if (stage == QC_EXPORT_STATUS)
+        fprintf(stderr, "qc-dump: error while reading block status at offset %llu: %s\n",
+                (unsigned long long)at, strerror(EIO));
+    else if (stage == QC_EXPORT_READ)
+        fprintf(stderr, "qc-dump: error while reading at byte %llu: %s\n",
+                (unsigned long long)at, r == -ENOTSUP ? "encrypted data" : strerror(EIO));
+    else
+        fprintf(stderr, "qc-dump: %s\n", qc_strerror(r));
+}
+
+/* NAME as sha256sum prints it: a backslash first, and \\ \n \r escaped,
+ * when it holds any of them. */
+static void print_hash_name(const char *name)
+{
+    if (!strpbrk(name, "\\\n\r")) {
+        fputs(name, stdout);
+        return;
+    }
+    putchar('\\');
+    for (const char *p = name; *p; p++) {
+        if (*p == '\\')
+            fputs("\\\\", stdout);
+        else if (*p == '\n')
+            fputs("\\n", stdout);
+        else if (*p == '\r')
+            fputs("\\r", stdout);
+        else
+            putchar(*p);
+    }
+}
+
+/* The digest of the guest disk: "HEX  IMAGE", or DOC's "hash" section. */
+static int do_hash(const struct options *o, struct json_object *doc)
+{
+    unsigned char digest[QC_HASH_MAX];
+    char hex[2 * QC_HASH_MAX + 1];
+    enum qc_export_stage stage;
+    struct qc_chain c;
+    unsigned n = 0;
+    uint64_t at = 0;
+    int r;
+
+    /* guest bytes: the same refusals as --raw */
+    if ((r = qc_view_open_chain(&c, o->image, QC_CHAIN_KEYLESS, stderr, PROG)) != 0)
+        return r;
+    r = qc_guest_hash(&c, qc_hash_algorithm(o->hash_alg), digest, &n, &stage, &at);
+    qc_chain_close(&c);
+    if (r < 0) {
+        report_stream_error(r, stage, at);
+        return 1;
+    }
+    qc_hash_hex(digest, n, hex);
+    if (doc) {
+        struct json_object *j = json_object_new_object();
+        json_object_object_add(j, "algorithm", json_object_new_string(o->hash_alg));
+        json_object_object_add(j, "value", json_object_new_string(hex));
+        json_object_object_add(doc, "hash", j);
+        return 0;
+    }
+    printf("%s  ", hex);
+    print_hash_name(o->image);
+    putchar('\n');
+    return 0;
+}
+
+static int print_hash_block(void *ctx, const struct qc_hash_block *b)
+{
+    char hex[65];
+
+    (void)ctx;
+    qc_hash_hex(b->sha256, 32, hex);
+    printf("{\"offset\": %llu, \"length\": %llu, \"host\": ",
+           (unsigned long long)b->offset, (unsigned long long)b->length);
+    if (b->has_host)
+        printf("%llu", (unsigned long long)b->host);
+    else
+        fputs("null", stdout);
+    printf(", \"sha256\": \"%s\"}\n", hex);
+    return ferror(stdout) ? -EIO : 0;
+}
+
+/* One JSON line per cluster-sized guest block. */
+static int do_hash_map(const struct options *o)
+{
+    enum qc_export_stage stage;
+    struct qc_chain c;
+    uint64_t at = 0;
+    int r;
+
+    if ((r = qc_view_open_chain(&c, o->image, QC_CHAIN_KEYLESS, stderr, PROG)) != 0)
+        return r;
+    r = qc_guest_hash_map(&c, print_hash_block, NULL, &stage, &at);
+    qc_chain_close(&c);
+    if (fflush(stdout) != 0 && r == 0)
+        r = -EIO;
+    if (r < 0) {
+        report_stream_error(r, stage, at);
+        return 1;
+    }
+    return 0;
 }
 
 /* Guest bytes of the top image, as hexdump -C of a raw export would show. */
@@ -545,8 +669,13 @@ int main(int argc, char **argv)
         return usage_error("%s", "header views do not combine with other views");
     if (o.raw_out && any_table(&o))
         return usage_error("%s", "--raw does not combine with other views");
-    if (o.snapshot && !o.read && !o.raw_out && !o.map && !o.l1 && !o.l2)
-        return usage_error("%s", "--snapshot needs --read, --raw, --map, --l1 or --l2");
+    if (o.snapshot && !o.read && !o.raw_out && !o.map && !o.l1 && !o.l2 && !o.hash_alg &&
+        !o.hash_map)
+        return usage_error("%s", "--snapshot needs --read, --raw, --map, --l1, --l2, --hash or --hash-map");
+    if (o.hash_alg && (o.nheader || any_table(&o) || o.raw_out || o.hash_map))
+        return usage_error("%s", "--hash does not combine with other views");
+    if (o.hash_map && (o.nheader || any_table(&o) || o.raw_out || o.json))
+        return usage_error("%s", "--hash-map (JSON Lines) does not combine with other views or --json");
 
     qc_view_set_snapshot(o.snapshot);
     if (!o.force_share)
@@ -557,6 +686,10 @@ int main(int argc, char **argv)
         return do_map(&o, NULL, true);
     if (o.raw_out && !o.json)
         return do_raw(&o, NULL);
+    if (o.hash_alg && !o.json)
+        return do_hash(&o, NULL);
+    if (o.hash_map)
+        return do_hash_map(&o);
 
     r = qc_image_open(&img, o.image, 0, QC_VALIDATE_OPEN, NULL);
     if (r < 0 && r != QC_E_FORMAT) {
@@ -583,9 +716,9 @@ int main(int argc, char **argv)
         return 63;
     }
 
-    if (o.json && o.raw_out) {
+    if (o.json && (o.raw_out || o.hash_alg)) {
         doc = qc_json_image_doc(&img, o.image, &rc);
-        r = do_raw(&o, doc);
+        r = o.raw_out ? do_raw(&o, doc) : do_hash(&o, doc);
         if (r == 0)
             qc_json_print(stdout, doc);
         rc = r ? r : rc;
@@ -601,7 +734,7 @@ int main(int argc, char **argv)
             qc_view_header_incomplete(stderr, PROG, o.image, &img);
     }
     fflush(stdout);
-    if (!any_table(&o) && !o.raw_out)
+    if (!any_table(&o) && !o.raw_out && !o.hash_alg)
         qc_view_open_warnings(stderr, PROG, &img);
     qc_image_close(&img);
     return rc;
