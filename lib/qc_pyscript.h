@@ -23,6 +23,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 
+#include "qc_header.h"
 #include "qc_io.h"
 
 /* A Python exception: type ("struct.error") and text; type[0] == 0: none. */
@@ -34,6 +35,10 @@ struct qc_py_exc {
 /* Prints EXC as Python does on stderr, less the frame lines (which name
  * the script's own source): the Traceback line, then "TYPE: MSG". */
 void qc_py_exc_print(FILE *err, const struct qc_py_exc *exc);
+
+/* The header fields as qcow2.py reads them from RAW (its first 104 bytes),
+ * with the script's defaults for a version 2 image. */
+void qc_py_header_fields(const uint8_t *raw, uint64_t f[QC_HF_COUNT]);
 
 /* Opens PATH as the script does (open(PATH, "r+b"), no locks).  Returns 0,
  * or -1 with the OSError in EXC. */

@@ -21,6 +21,23 @@
 #include "qc_endian.h"
 #include "qc_pyscript.h"
 
+/* The header fields as qcow2.py's QcowHeader reads them from the first
+ * bytes of the file: a version 2 image gets its defaults for the fields
+ * version 2 does not have. */
+void qc_py_header_fields(const uint8_t *raw, uint64_t f[QC_HF_COUNT])
+{
+    for (int i = 0; i <= QC_HF_HEADER_LENGTH; i++) {
+        const struct qc_header_field_info *fi = qc_header_field_info((enum qc_header_field)i);
+        f[i] = fi->size == 8 ? qc_be64(raw + fi->offset) : qc_be32(raw + fi->offset);
+    }
+    if (f[QC_HF_VERSION] == 2) {
+        f[QC_HF_INCOMPATIBLE_FEATURES] = f[QC_HF_COMPATIBLE_FEATURES] = 0;
+        f[QC_HF_AUTOCLEAR_FEATURES] = 0;
+        f[QC_HF_REFCOUNT_ORDER] = 4;
+        f[QC_HF_HEADER_LENGTH] = 72;
+    }
+}
+
 #define PY_HEADER_LEN 104
 /* Bound on bitmap table rows printed, against images whose bitmaps all
  * point at one huge table. */
@@ -302,16 +319,7 @@ static int py_dump(FILE *out, struct qc_file *file, enum qc_dump_era era, bool h
 
     if (!py_read(&c, 0, raw, sizeof raw))
         return 1;   /* struct.error: the script prints nothing */
-    for (int i = 0; i <= QC_HF_HEADER_LENGTH; i++) {
-        const struct qc_header_field_info *fi = qc_header_field_info((enum qc_header_field)i);
-        f[i] = fi->size == 8 ? qc_be64(raw + fi->offset) : qc_be32(raw + fi->offset);
-    }
-    if (f[QC_HF_VERSION] == 2) {
-        f[QC_HF_INCOMPATIBLE_FEATURES] = f[QC_HF_COMPATIBLE_FEATURES] = 0;
-        f[QC_HF_AUTOCLEAR_FEATURES] = 0;
-        f[QC_HF_REFCOUNT_ORDER] = 4;
-        f[QC_HF_HEADER_LENGTH] = 72;
-    }
+    qc_py_header_fields(raw, f);
     c.cluster_bits = f[QC_HF_CLUSTER_BITS];
 
     if (header) {

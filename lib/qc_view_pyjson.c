@@ -35,16 +35,7 @@ static struct json_object *header_json(const uint8_t *raw, uint64_t *hdr_len, ui
     struct json_object *o = json_object_new_object();
     uint64_t f[QC_HF_COUNT];
 
-    for (int i = 0; i <= QC_HF_HEADER_LENGTH; i++) {
-        const struct qc_header_field_info *fi = qc_header_field_info((enum qc_header_field)i);
-        f[i] = fi->size == 8 ? qc_be64(raw + fi->offset) : qc_be32(raw + fi->offset);
-    }
-    if (f[QC_HF_VERSION] == 2) {
-        f[QC_HF_INCOMPATIBLE_FEATURES] = f[QC_HF_COMPATIBLE_FEATURES] = 0;
-        f[QC_HF_AUTOCLEAR_FEATURES] = 0;
-        f[QC_HF_REFCOUNT_ORDER] = 4;
-        f[QC_HF_HEADER_LENGTH] = 72;
-    }
+    qc_py_header_fields(raw, f);
     for (int i = 0; i <= QC_HF_HEADER_LENGTH; i++)
         add_u64(o, qc_header_field_info((enum qc_header_field)i)->name, f[i]);
     *hdr_len = f[QC_HF_HEADER_LENGTH];
