@@ -1,4 +1,5 @@
 /* Editing the header cluster: requests, the planned bytes, guards. */
+#include "qc_util.h"
 #include "qc_edit.h"
 
 #include <inttypes.h>
@@ -27,13 +28,7 @@ static int fail(struct qc_edit *e, int code, const char *fmt, ...)
     return code;
 }
 
-static char *vfmt(const char *fmt, va_list ap)
-{
-    char *s = NULL;
-    if (vasprintf(&s, fmt, ap) < 0)
-        return NULL;
-    return s;
-}
+#define vfmt qc_vasprintf
 
 static int log_add(struct qc_edit *e, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

@@ -1,3 +1,4 @@
+#include "qc_util.h"
 #include "qc_problem.h"
 
 #include <stdarg.h>
@@ -54,8 +55,7 @@ static struct qc_problem *add_v(struct qc_problems *list, enum qc_problem_kind k
         list->v = v;
         list->cap = cap;
     }
-    if (vasprintf(&msg, fmt, ap) < 0)
-        msg = NULL;
+    msg = qc_vasprintf(fmt, ap);
     p = &list->v[list->n++];
     p->kind = kind;
     p->severity = sev;

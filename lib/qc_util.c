@@ -329,14 +329,22 @@ const char *qc_esc_qemu(const char *s)
     return esc_slot(s, QC_ESC_QEMU_TEXT);
 }
 
+char *qc_vasprintf(const char *fmt, va_list ap)
+{
+    char *s = NULL;
+
+    if (vasprintf(&s, fmt, ap) < 0)
+        s = NULL;
+    return s;
+}
+
 char *qc_asprintf(const char *fmt, ...)
 {
     va_list ap;
-    char *s = NULL;
+    char *s;
 
     va_start(ap, fmt);
-    if (vasprintf(&s, fmt, ap) < 0)
-        s = NULL;
+    s = qc_vasprintf(fmt, ap);
     va_end(ap);
     return s;
 }

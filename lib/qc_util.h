@@ -2,6 +2,7 @@
 #ifndef QC_UTIL_H
 #define QC_UTIL_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -68,5 +69,6 @@ const char *qc_esc_qemu(const char *s);
 const char *qc_strerror(int code);
 /* A new string printed from FMT (free it), or NULL when out of memory. */
 char *qc_asprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+char *qc_vasprintf(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
 
 #endif

@@ -31,11 +31,10 @@ static void sink_note(struct sink *s, const char *fmt, ...) __attribute__((forma
 static void sink_note(struct sink *s, const char *fmt, ...)
 {
     va_list ap;
-    char *msg = NULL;
+    char *msg;
 
     va_start(ap, fmt);
-    if (vasprintf(&msg, fmt, ap) < 0)
-        msg = NULL;
+    msg = qc_vasprintf(fmt, ap);
     va_end(ap);
     if (!msg)
         return;
@@ -53,11 +52,10 @@ static void sink_error(struct sink *s, const char *fmt, ...) __attribute__((form
 static void sink_error(struct sink *s, const char *fmt, ...)
 {
     va_list ap;
-    char *msg = NULL;
+    char *msg;
 
     va_start(ap, fmt);
-    if (vasprintf(&msg, fmt, ap) < 0)
-        msg = NULL;
+    msg = qc_vasprintf(fmt, ap);
     va_end(ap);
     s->status = 1;
     if (!msg)
